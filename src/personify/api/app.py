@@ -1,0 +1,46 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+import personify
+from personify.api import collect, errors, profiles, quarantine
+from personify.api.deps import Engine
+from personify.facade import Personify
+
+
+def create_app(engine: Personify, *, own_engine: bool = True) -> FastAPI:
+    """The API over ``engine``; with ``own_engine`` it starts and closes it with the app."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        engine.start()
+        try:
+            yield
+        finally:
+            if own_engine:
+                engine.close()
+
+    app = FastAPI(
+        title="personify",
+        version=personify.__version__,
+        description="Segment-compatible collection, unified profiles and personalization.",
+        lifespan=lifespan,
+    )
+    app.state.personify = engine
+    errors.install(app)
+    app.include_router(collect.router)
+    app.include_router(profiles.router)
+    app.include_router(quarantine.router)
+
+    @app.get("/health", tags=["ops"])
+    def health(p: Engine) -> dict[str, Any]:
+        """Liveness plus the processing lag (messages accepted but not yet in profiles)."""
+        return {"status": "ok", **p.stats()}
+
+    return app

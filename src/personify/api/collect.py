@@ -1,0 +1,72 @@
+"""The Segment HTTP Tracking API: ``POST /v1/{track,identify,page,screen,group,alias,batch}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from personify.api.deps import Engine, basic_username
+from personify.errors import InvalidInput, PayloadTooLarge, Problem
+from personify.events.schema import MESSAGE_TYPES
+
+router = APIRouter(tags=["collect"])
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"body is {declared} bytes; the limit is {limit}",
+            hint="split the batch into smaller requests",
+        )
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {limit}")
+    return body
+
+
+@router.post("/v1/batch")
+async def batch(request: Request, p: Engine) -> Response:
+    """Accept up to 2,500 messages; invalid ones are quarantined, not dropped."""
+    limits = p.settings.collect
+    body = await _read(request, limits.max_batch_bytes)
+    data = p.collector.decode(body, request.headers.get("content-encoding"), limits.max_batch_bytes)
+    source = p.collector.authenticate(
+        basic_username(request.headers.get("authorization")), data.get("writeKey")
+    )
+    messages = data.get("batch")
+    if not isinstance(messages, list):
+        raise InvalidInput(
+            "a batch needs a 'batch' array of messages",
+            problems=[Problem("batch", "required, an array of Segment messages")],
+        )
+    if len(messages) > limits.max_batch_messages:
+        raise PayloadTooLarge(
+            f"batch has {len(messages)} messages; the limit is {limits.max_batch_messages}",
+            hint="split the batch",
+        )
+    defaults = {k: data[k] for k in ("context", "integrations", "sentAt") if k in data}
+    result = await run_in_threadpool(p.collector.accept_batch, messages, source, defaults=defaults)
+    return Response(orjson.dumps(result.as_dict()), media_type="application/json")
+
+
+def _single(kind: str) -> Any:
+    async def endpoint(request: Request, p: Engine) -> dict[str, Any]:
+        limit = p.settings.collect.max_message_bytes
+        body = await _read(request, max(limit, 1024))
+        data = p.collector.decode(body, request.headers.get("content-encoding"), limit)
+        source = p.collector.authenticate(
+            basic_username(request.headers.get("authorization")), data.get("writeKey")
+        )
+        return await run_in_threadpool(p.collector.accept_one, data, kind, source)
+
+    endpoint.__name__ = kind
+    endpoint.__doc__ = f"Accept one Segment `{kind}` message."
+    return endpoint
+
+
+for _kind in MESSAGE_TYPES:
+    router.add_api_route(f"/v1/{_kind}", _single(_kind), methods=["POST"])

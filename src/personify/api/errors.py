@@ -1,0 +1,27 @@
+"""The one place errors become HTTP responses."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from personify.errors import InvalidInput, PersonifyError, Problem
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PersonifyError)
+    async def _personify_error(_: Request, exc: PersonifyError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Basic"} if exc.status == 401 else None
+        return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            Problem(".".join(str(p) for p in e["loc"]), str(e["msg"])) for e in exc.errors()
+        ]
+        err = InvalidInput(
+            "request failed validation: " + "; ".join(f"{p.field} {p.message}" for p in problems),
+            problems=problems,
+        )
+        return JSONResponse(err.as_dict(), status_code=err.status)

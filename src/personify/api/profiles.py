@@ -1,0 +1,56 @@
+"""Unified profiles and their timelines (admin key required)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from personify.api.deps import Admin, Engine
+from personify.errors import InvalidInput
+
+router = APIRouter(prefix="/v1/profiles", tags=["profiles"], dependencies=[Admin])
+
+
+@router.get("/lookup")
+def lookup(
+    p: Engine,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+) -> dict[str, Any]:
+    """The profile holding exactly one given identity."""
+    given = {
+        k: v
+        for k, v in {
+            "user_id": user_id, "anonymous_id": anonymous_id, "email": email, "phone": phone
+        }.items()
+        if v is not None
+    }
+    if len(given) != 1:
+        raise InvalidInput(
+            "give exactly one of user_id, anonymous_id, email, phone",
+            hint="for example /v1/profiles/lookup?email=ada@example.com",
+        )
+    kind, value = next(iter(given.items()))
+    return p.profile_by(kind, value)
+
+
+@router.get("/{profile_id}")
+def get_profile(profile_id: str, p: Engine) -> dict[str, Any]:
+    """A unified profile; an id merged into another resolves to the survivor."""
+    return p.profile(profile_id)
+
+
+@router.get("/{profile_id}/events")
+async def timeline(
+    profile_id: str,
+    p: Engine,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: str | None = None,
+) -> dict[str, Any]:
+    """The profile's events, newest first (``before`` pages back by timestamp)."""
+    events = await run_in_threadpool(p.timeline, profile_id, limit, before)
+    return {"profile_id": profile_id, "events": events}

@@ -1,0 +1,47 @@
+"""Helpers shared by the CLI modules: building the engine and printing errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from personify.errors import PersonifyError
+
+console = Console()
+err_console = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Print a personify error's message and hint instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except PersonifyError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.message}")
+            for problem in exc.problems:
+                err_console.print(f"  • {problem.field}: {problem.message}")
+            if exc.hint:
+                err_console.print(f"[yellow]hint:[/] {exc.hint}")
+            raise typer.Exit(2 if exc.status < 500 else 1) from None
+
+    return wrapper
+
+
+@contextmanager
+def engine() -> Iterator[object]:
+    from personify.platform import build
+
+    p = build()
+    try:
+        yield p
+    finally:
+        p.close()

@@ -1,0 +1,121 @@
+"""The settings tree: every knob personify has, read once from the environment.
+
+All settings use the ``PERSONIFY_`` prefix; nested groups use ``__`` (for example
+``PERSONIFY_COLLECT__MAX_BATCH_BYTES``). No other module reads the environment.
+
+>>> s = Settings(data_dir="/tmp/p", write_keys="k1,k2")
+>>> s.write_key_sources()
+{'k1': 'k1', 'k2': 'k2'}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CollectSettings(_Group):
+    """Limits and behaviour of the Segment-compatible collector."""
+
+    max_message_bytes: int = Field(32 * 1024, description="Largest accepted message (JSON bytes).")
+    max_batch_bytes: int = Field(500 * 1024, description="Largest accepted batch request body.")
+    max_batch_messages: int = Field(2500, description="Most messages accepted in one batch.")
+    max_decompressed_bytes: int = Field(
+        2 * 1024 * 1024, description="Largest body accepted after gzip decompression."
+    )
+
+
+class IdentitySettings(_Group):
+    """Identity resolution guardrails and normalization."""
+
+    junk_values: list[str] = Field(
+        default=[
+            "", "null", "none", "nil", "undefined", "anonymous", "unknown", "guest", "0", "-1",
+            "n/a", "na", "test", "[object object]", "nan", "false", "true",
+            "00000000-0000-0000-0000-000000000000",
+        ],
+        description="Identifier values never used to link or merge profiles (compared lower-case).",
+    )
+    default_phone_region: str = Field(
+        "US", description="ISO region used to read phone numbers written without a country code."
+    )
+
+
+class ProfileSettings(_Group):
+    """Unified profile behaviour."""
+
+    session_timeout_minutes: int = Field(30, description="Inactivity that starts a new session.")
+    trait_source_priority: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Per-trait source priority overriding 'newest wins', e.g. "
+            '{"email": ["crm", "web"]}: a value from an earlier source in the list is never '
+            "replaced by one from a later source."
+        ),
+    )
+    lapsing_after_days: int = Field(90, description="Days without an order before 'lapsing'.")
+    churned_after_days: int = Field(180, description="Days without an order before 'churned'.")
+
+
+class Settings(BaseSettings):
+    """Root of the settings tree (environment prefix ``PERSONIFY_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PERSONIFY_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Field(
+        Path("./personify-data"), description="Directory holding all embedded-mode state."
+    )
+    write_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Write keys the collector accepts, comma-separated. 'key=source' names the source "
+            "recorded as trait provenance (default: the key itself)."
+        ),
+    )
+    admin_key: str | None = Field(
+        None, description="Bearer key for the admin API (profiles, quarantine). Unset: admin off."
+    )
+    state_backend: Literal["sqlite", "memory"] = Field(
+        "sqlite", description="Operational state store (profiles, identities, quarantine)."
+    )
+    event_store_backend: Literal["duckdb", "memory"] = Field(
+        "duckdb", description="Event store for the timeline and analytics."
+    )
+    bus_backend: Literal["sqlite", "memory"] = Field(
+        "sqlite",
+        description="Durable event log between collector and processor ('memory' is not durable).",
+    )
+    cache_size: int = Field(100_000, description="Profiles kept in the in-process cache.")
+    datasets_dir: Path | None = Field(
+        None, description="Where the real public datasets live (tests and benchmarks only)."
+    )
+    require_datasets: bool = Field(
+        False, description="Fail (not skip) tests whose real datasets are missing (set by CI)."
+    )
+    collect: CollectSettings = Field(default_factory=CollectSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    profiles: ProfileSettings = Field(default_factory=ProfileSettings)
+
+    @field_validator("write_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    def write_key_sources(self) -> dict[str, str]:
+        """Map each accepted write key to the source name recorded with its data."""
+        out: dict[str, str] = {}
+        for entry in self.write_keys:
+            key, _, source = entry.partition("=")
+            out[key.strip()] = source.strip() or key.strip()
+        return out

@@ -1,0 +1,1 @@
+"""Event intake: the Segment message schema, collection, importers and enrichment."""

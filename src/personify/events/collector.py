@@ -1,0 +1,299 @@
+"""The collector: authenticates, decodes, validates and durably accepts Segment messages.
+
+It is transport-agnostic: the HTTP API, the importers and the Python API all hand it raw
+messages. A message is acknowledged only after the event log has made it durable. Inside a
+batch, a message that fails validation is quarantined with the reason instead of rejecting
+the batch; a single call that fails validation is answered with the problems.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from personify.clock import Clock
+from personify.config import CollectSettings
+from personify.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    Problem,
+    Unauthorized,
+    UnsupportedMedia,
+)
+from personify.events.schema import MESSAGE_TYPES, validate_message
+from personify.identity.normalize import JunkFilter
+from personify.profiles.records import iso
+from personify.storage.ports import EventLog, QuarantineStore
+
+_TIMESTAMPS = ("timestamp", "originalTimestamp", "sentAt")
+
+
+@dataclass
+class BatchResult:
+    """What happened to a batch: how many were accepted and which were quarantined."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "success": True,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+        }
+
+
+def content_message_id(raw: Mapping[str, Any]) -> str:
+    """A message id derived from the content, for clients that send none (retries dedupe)."""
+    return "h-" + hashlib.blake2b(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+class Collector:
+    def __init__(
+        self,
+        event_log: EventLog,
+        quarantine: QuarantineStore,
+        settings: CollectSettings,
+        write_keys: Mapping[str, str],
+        junk: JunkFilter,
+        clock: Clock,
+    ) -> None:
+        self._log = event_log
+        self._quarantine = quarantine
+        self._settings = settings
+        self._write_keys = dict(write_keys)
+        self._junk = junk
+        self._clock = clock
+
+    # -- transport helpers ------------------------------------------------------------------
+    def authenticate(self, basic_user: str | None, body_key: object) -> str:
+        """The source name for a write key given as Basic username or ``writeKey`` field."""
+        key = basic_user or (body_key if isinstance(body_key, str) else None)
+        if not self._write_keys:
+            raise Unauthorized(
+                "no write keys are configured, so the collector accepts nothing",
+                hint="set PERSONIFY_WRITE_KEYS to a comma-separated list of write keys",
+            )
+        if not key:
+            raise Unauthorized(
+                "missing write key",
+                hint="send the write key as the HTTP Basic username (empty password) "
+                "or as 'writeKey' in the body",
+            )
+        source = self._write_keys.get(key)
+        if source is None:
+            raise Unauthorized(
+                "unknown write key", hint="use one of the keys listed in PERSONIFY_WRITE_KEYS"
+            )
+        return source
+
+    def decode(self, body: bytes, encoding: str | None, limit: int) -> dict[str, Any]:
+        """Decompress (gzip/deflate) and parse a JSON object body within ``limit`` bytes."""
+        encoding = (encoding or "identity").strip().lower()
+        if encoding == "gzip":
+            try:
+                body = _bounded_gunzip(body, self._settings.max_decompressed_bytes)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise UnsupportedMedia(
+                    f"body is not valid gzip: {exc}",
+                    hint="send plain JSON or a complete gzip stream",
+                ) from None
+        elif encoding == "deflate":
+            try:
+                body = zlib.decompress(body)
+            except zlib.error as exc:
+                raise UnsupportedMedia(f"body is not valid deflate data: {exc}") from None
+        elif encoding != "identity":
+            raise UnsupportedMedia(
+                f"unsupported Content-Encoding {encoding!r}", hint="use gzip or no encoding"
+            )
+        if len(body) > limit:
+            raise PayloadTooLarge(
+                f"body is {len(body)} bytes; the limit is {limit}",
+                hint="split the batch into smaller requests",
+            )
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"malformed JSON: {exc}", hint="send a JSON object encoded as UTF-8",
+                problems=[Problem("(body)", str(exc))],
+            ) from None
+        if not isinstance(data, dict):
+            raise InvalidInput(
+                "the body must be a JSON object",
+                problems=[Problem("(body)", f"got {type(data).__name__}")],
+            )
+        return data
+
+    # -- normalization ----------------------------------------------------------------------
+    def normalize(
+        self,
+        raw: Mapping[str, Any],
+        *,
+        source: str,
+        received_at: datetime,
+        prefix: str = "",
+        check_size: bool = True,
+    ) -> dict[str, Any]:
+        """Validate a raw message and return the record written to the log."""
+        if check_size:
+            size = len(orjson.dumps(raw))
+            if size > self._settings.max_message_bytes:
+                raise PayloadTooLarge(
+                    f"message is {size} bytes; the limit is {self._settings.max_message_bytes}",
+                    hint="move large payloads out of the event (send ids, not blobs)",
+                    problems=[Problem(prefix.rstrip(".") or "(message)", "message too large")],
+                )
+        msg = validate_message(raw, prefix=prefix)
+        user = self._junk.clean(msg.get("userId"))
+        anon = self._junk.clean(msg.get("anonymousId"))
+        if user is None and anon is None:
+            bad = msg.get("userId") or msg.get("anonymousId")
+            raise InvalidInput(
+                f"identifier {bad!r} is a placeholder, not an identity",
+                hint="send a real userId, or a stable anonymousId for visitors",
+                problems=[Problem(f"{prefix}userId", f"{bad!r} is on the junk-value list")],
+            )
+        original = msg.get("originalTimestamp") or msg.get("timestamp")
+        sent = msg.get("sentAt")
+        if original is not None and original.tzinfo is None:
+            original = original.replace(tzinfo=received_at.tzinfo)
+        if sent is not None and sent.tzinfo is None:
+            sent = sent.replace(tzinfo=received_at.tzinfo)
+        if original is not None and sent is not None:
+            corrected = received_at - (sent - original)
+        else:
+            corrected = original or received_at
+        for name in _TIMESTAMPS:
+            value = msg.get(name)
+            if isinstance(value, datetime):
+                if value.tzinfo is None:
+                    value = value.replace(tzinfo=received_at.tzinfo)
+                msg[name] = iso(value)
+        if original is not None:
+            msg["originalTimestamp"] = iso(original)
+        msg["timestamp"] = iso(corrected)
+        msg["receivedAt"] = iso(received_at)
+        if "messageId" not in msg:
+            msg["messageId"] = content_message_id(raw)
+        msg["_meta"] = {"source": source}
+        return msg
+
+    # -- accepting ----------------------------------------------------------------------------
+    def quarantine_raw(self, items: list[dict[str, Any]], source: str) -> list[str]:
+        """Quarantine records that never became messages (e.g. unparseable import lines)."""
+        now = iso(self._clock.now())
+        return self._quarantine.add(
+            [{"received_at": now, "source": source, "problems": [], **item} for item in items]
+        )
+
+    def accept_one(self, raw: Mapping[str, Any], kind: str, source: str) -> dict[str, Any]:
+        """A single ``/v1/<type>`` call: validate, make durable, or raise the problems."""
+        if kind not in MESSAGE_TYPES:
+            raise InvalidInput(f"unknown message type {kind!r}")
+        body = dict(raw)
+        body.pop("writeKey", None)
+        if body.get("type", kind) != kind:
+            raise InvalidInput(
+                f"type {body['type']!r} sent to the /v1/{kind} endpoint",
+                problems=[Problem("type", f"must be {kind!r} here or omitted")],
+            )
+        body["type"] = kind
+        msg = self.normalize(body, source=source, received_at=self._clock.now())
+        new = self._log.publish([(msg["messageId"], orjson.dumps(msg))])
+        return {"success": True, "accepted": new, "duplicates": 1 - new}
+
+    def accept_batch(
+        self,
+        raws: Iterable[object],
+        source: str,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        check_size: bool = True,
+        received_at: datetime | None = None,
+    ) -> BatchResult:
+        """Accept many messages: valid ones become durable, invalid ones are quarantined.
+
+        ``defaults`` are batch-level ``context``/``integrations``/``sentAt`` merged into each
+        message (message fields win).
+        """
+        received = received_at or self._clock.now()
+        defaults = defaults or {}
+        result = BatchResult()
+        good: list[tuple[str, bytes]] = []
+        bad: list[dict[str, Any]] = []
+        for i, raw in enumerate(raws):
+            merged = _merge_defaults(raw, defaults)
+            try:
+                msg = self.normalize(
+                    merged, source=source, received_at=received,
+                    prefix=f"batch[{i}].", check_size=check_size,
+                )
+            except InvalidInput as exc:
+                bad.append(
+                    {
+                        "received_at": iso(received),
+                        "source": source,
+                        "reason": exc.message,
+                        "problems": [p.as_dict() for p in exc.problems],
+                        "payload": merged,
+                        "index": i,
+                    }
+                )
+                continue
+            good.append((msg["messageId"], orjson.dumps(msg)))
+        if bad:
+            ids = self._quarantine.add(bad)
+            for item, qid in zip(bad, ids, strict=True):
+                payload = item["payload"]
+                result.quarantined.append(
+                    {
+                        "index": item["index"],
+                        "id": qid,
+                        "messageId": payload.get("messageId") if isinstance(payload, dict) else None,
+                        "reason": item["reason"],
+                        "problems": item["problems"],
+                    }
+                )
+        new = self._log.publish(good)
+        result.accepted = new
+        result.duplicates = len(good) - new
+        return result
+
+
+def _merge_defaults(raw: object, defaults: Mapping[str, Any]) -> Any:
+    if not isinstance(raw, dict) or not defaults:
+        return raw
+    merged = dict(raw)
+    for key in ("context", "integrations"):
+        base = defaults.get(key)
+        if isinstance(base, dict):
+            own = merged.get(key)
+            merged[key] = {**base, **own} if isinstance(own, dict) else (own if key in merged else dict(base))
+    if "sentAt" not in merged and defaults.get("sentAt") is not None:
+        merged["sentAt"] = defaults["sentAt"]
+    return merged
+
+
+def _bounded_gunzip(body: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = d.decompress(body, limit + 1)
+    if len(out) > limit:
+        raise PayloadTooLarge(
+            f"decompressed body exceeds {limit} bytes", hint="send smaller batches"
+        )
+    if not d.eof:
+        raise EOFError("truncated gzip stream")
+    return out
+
+
+__all__ = ["BatchResult", "Collector", "content_message_id"]

@@ -1,0 +1,267 @@
+"""The Python API: everything the HTTP API does is a plain call on :class:`Personify`.
+
+>>> from personify import Settings
+>>> from personify.platform import build
+>>> p = build(Settings(state_backend="memory", event_store_backend="memory",
+...                    bus_backend="memory", write_keys="k"))
+>>> _ = p.track(user_id="u1", event="Signed Up")
+>>> p.drain()
+>>> p.profile_by("user_id", "u1")["computed"]["event_counts"]
+{'Signed Up': 1}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from personify.clock import Clock
+from personify.config import Settings
+from personify.errors import InvalidInput, NotFound
+from personify.events.collector import BatchResult, Collector
+from personify.identity.normalize import normalize_email, normalize_phone
+from personify.profiles.processor import Processor
+from personify.profiles.records import JSON_COLUMNS, iso, lifecycle_stage
+from personify.storage.ports import Cache, EventLog, EventStore, ProfileStore, QuarantineStore
+
+LOOKUP_KINDS = ("user_id", "anonymous_id", "email", "phone")
+
+
+@dataclass
+class Stores:
+    log: EventLog
+    profiles: ProfileStore
+    events: EventStore
+    quarantine: QuarantineStore
+    cache: Cache
+
+    def forget(self, profile_ids: Iterable[str]) -> None:
+        for pid in profile_ids:
+            self.cache.delete(pid)
+
+    def close(self) -> None:
+        for store in (self.log, self.profiles, self.events, self.quarantine):
+            store.close()
+
+
+class Personify:
+    """The engine in one object. Build it with :func:`personify.platform.build`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        stores: Stores,
+        collector: Collector,
+        processor: Processor,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.stores = stores
+        self.collector = collector
+        self.processor = processor
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start background processing (the server does this)."""
+        self.processor.start()
+
+    def drain(self, timeout: float = 600.0) -> None:
+        """Process everything accepted so far (in the calling thread if not started)."""
+        self.processor.drain(timeout)
+
+    def close(self) -> None:
+        self.processor.stop()
+        self.stores.close()
+
+    def __enter__(self) -> Personify:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- collection -------------------------------------------------------------------------
+    def send(self, kind: str, message: Mapping[str, Any], source: str = "python") -> dict[str, Any]:
+        """Accept one Segment message of ``kind`` (raises :class:`InvalidInput` if invalid)."""
+        return self.collector.accept_one(message, kind, source)
+
+    def track(self, *, event: str, user_id: str | None = None, anonymous_id: str | None = None,
+              properties: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        return self.send("track", _message(user_id, anonymous_id, event=event,
+                                           properties=dict(properties or {}), **fields))
+
+    def identify(self, *, user_id: str | None = None, anonymous_id: str | None = None,
+                 traits: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        return self.send("identify", _message(user_id, anonymous_id, traits=dict(traits or {}),
+                                              **fields))
+
+    def page(self, *, name: str | None = None, user_id: str | None = None,
+             anonymous_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        return self.send("page", _message(user_id, anonymous_id, name=name, **fields))
+
+    def alias(self, *, user_id: str, previous_id: str, **fields: Any) -> dict[str, Any]:
+        return self.send("alias", _message(user_id, None, previousId=previous_id, **fields))
+
+    def ingest(
+        self,
+        messages: Iterable[object],
+        source: str,
+        *,
+        batch_size: int = 1000,
+        check_size: bool = False,
+    ) -> BatchResult:
+        """Accept many raw messages (importers): valid ones durable, invalid ones quarantined."""
+        total = BatchResult()
+        for chunk in _chunks(messages, batch_size):
+            result = self.collector.accept_batch(chunk, source, check_size=check_size)
+            total.accepted += result.accepted
+            total.duplicates += result.duplicates
+            total.quarantined.extend(result.quarantined)
+        return total
+
+    # -- profiles ---------------------------------------------------------------------------
+    def lookup(self, kind: str, value: str) -> str:
+        """The surviving profile id for an identity (raises :class:`NotFound`)."""
+        if kind not in LOOKUP_KINDS:
+            raise InvalidInput(f"cannot look up by {kind!r}; use one of {', '.join(LOOKUP_KINDS)}")
+        key_value: str | None = value.strip()
+        if kind == "email":
+            key_value = normalize_email(value)
+        elif kind == "phone":
+            key_value = normalize_phone(value, self.settings.identity.default_phone_region)
+        if not key_value:
+            raise InvalidInput(f"{value!r} is not a valid {kind}")
+        pid = self.stores.profiles.lookup_many([(kind, key_value)]).get((kind, key_value))
+        if pid is None:
+            raise NotFound(f"no profile has {kind} {value!r}",
+                           hint="events are processed within seconds; retry shortly")
+        return self._survivor(pid)
+
+    def _survivor(self, pid: str) -> str:
+        for _ in range(64):
+            doc = self.stores.profiles.get_many([pid]).get(pid)
+            if doc is None:
+                raise NotFound(f"no profile {pid!r}")
+            if not doc.get("merged_into"):
+                return pid
+            pid = doc["merged_into"]
+        return pid
+
+    def profile(self, profile_id: str) -> dict[str, Any]:
+        """The unified profile (an id merged away resolves to the surviving profile)."""
+        cached = self.stores.cache.get(profile_id)
+        if cached is not None:
+            assert isinstance(cached, dict)
+            return cached
+        survivor = self._survivor(profile_id)
+        doc = self.stores.profiles.get_many([survivor])[survivor]
+        view = self._view(doc)
+        if survivor == profile_id:
+            self.stores.cache.set(profile_id, view)
+        return view
+
+    def profile_by(self, kind: str, value: str) -> dict[str, Any]:
+        return self.profile(self.lookup(kind, value))
+
+    def _view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        computed = dict(doc["computed"])
+        p = self.settings.profiles
+        computed["lifecycle_stage"] = lifecycle_stage(
+            doc, self.clock.now(), p.lapsing_after_days, p.churned_after_days
+        )
+        return {
+            "profile_id": doc["profile_id"],
+            "created_at": doc["created_at"],
+            "updated_at": doc["updated_at"],
+            "identities": doc["identities"],
+            "traits": doc["traits"],
+            "computed": computed,
+            "groups": doc["groups"],
+            "merged_from": doc["merged_from"],
+            "history": self.stores.profiles.history(doc["profile_id"]),
+        }
+
+    def timeline(self, profile_id: str, limit: int = 100, before: str | None = None) -> list[
+        dict[str, Any]
+    ]:
+        """Newest-first events of a profile, including those of profiles merged into it."""
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("limit must be between 1 and 1000")
+        survivor = self._survivor(profile_id)
+        doc = self.stores.profiles.get_many([survivor])[survivor]
+        rows = self.stores.events.timeline([survivor, *doc["merged_from"]], limit, before)
+        for row in rows:
+            for col in JSON_COLUMNS:
+                row[col] = orjson.loads(row[col]) if row[col] else {}
+        return rows
+
+    # -- quarantine ---------------------------------------------------------------------------
+    def quarantined(self, status: str | None = "quarantined", limit: int = 100,
+                    offset: int = 0) -> list[dict[str, Any]]:
+        return self.stores.quarantine.list(status, limit, offset)
+
+    def replay(self, item_id: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Validate a quarantined message again (optionally corrected) and accept it if valid."""
+        item = self.stores.quarantine.get(item_id)
+        if item is None:
+            raise NotFound(f"no quarantined message {item_id!r}",
+                           hint="list them with `personify quarantine list`")
+        if item["status"] == "replayed":
+            return {"id": item_id, "status": "replayed", "accepted": 0}
+        raw = dict(payload) if payload is not None else item["payload"]
+        try:
+            msg = self.collector.normalize(
+                raw, source=item["source"] or "replay",
+                received_at=_parse(item["received_at"]), check_size=False,
+            )
+        except InvalidInput as exc:
+            self.stores.quarantine.update(
+                item_id, reason=exc.message, problems=[p.as_dict() for p in exc.problems],
+                payload=raw,
+            )
+            return {"id": item_id, "status": "quarantined", "reason": exc.message,
+                    "problems": [p.as_dict() for p in exc.problems]}
+        new = self.stores.log.publish([(msg["messageId"], orjson.dumps(msg))])
+        self.stores.quarantine.update(item_id, status="replayed", payload=raw,
+                                      replayed_at=iso(self.clock.now()))
+        return {"id": item_id, "status": "replayed", "accepted": new}
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "log_head": self.stores.log.head(),
+            "processed_up_to": self.processor.position,
+            "lag": self.processor.lag(),
+            "profiles": self.stores.profiles.count(),
+            "events": self.stores.events.count(),
+            "quarantined": self.stores.quarantine.count(),
+            "processor_error": self.processor.last_error,
+        }
+
+
+def _message(user_id: str | None, anonymous_id: str | None, **fields: Any) -> dict[str, Any]:
+    out = {k: v for k, v in fields.items() if v is not None}
+    if user_id is not None:
+        out["userId"] = user_id
+    if anonymous_id is not None:
+        out["anonymousId"] = anonymous_id
+    return out
+
+
+def _chunks(items: Iterable[object], size: int) -> Iterator[list[object]]:
+    chunk: list[object] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _parse(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)

@@ -1,0 +1,1 @@
+"""Identity: normalizing identifiers and resolving them to profiles."""

@@ -1,0 +1,295 @@
+"""Deterministic identity resolution over the identity graph.
+
+Identities are ``(kind, value)`` keys: ``user_id``, ``anonymous_id``, normalized ``email``
+and E.164 ``phone``. Each key points at one live profile. Resolving a message:
+
+* no key known → a new profile holding all of them;
+* keys of one profile → the new keys join it, unless the message names a ``userId`` the
+  profile does not have while it already has another: then a new profile is made for that
+  user and the *conflict* is recorded (a shared device or a shared e-mail is not a merge);
+* keys of several profiles → they merge into one (the one with a ``userId``, else the
+  oldest), unless two of them carry different ``userId``\\ s: never merged silently, the
+  conflict is recorded and the event goes to the profile of its strongest identity;
+* ``alias`` is an explicit instruction: ``previousId``'s profile merges into ``userId``'s.
+
+Junk values (``null``, ``undefined``, ``0``...) are never used as keys. Profile ids are
+derived from the message id, so replaying a message after a crash gives the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from personify.identity.normalize import JunkFilter, normalize_email, normalize_phone
+from personify.profiles.records import IDENTITY_KINDS, combine_computed, new_profile, set_trait
+from personify.storage.memory import LruCache
+from personify.storage.ports import ProfileChanges, ProfileStore
+
+Key = tuple[str, str]
+_RANK = {kind: i for i, kind in enumerate(IDENTITY_KINDS)}
+
+
+def profile_id_for(message_id: str, salt: str = "") -> str:
+    digest = hashlib.blake2b(f"{message_id}\x00{salt}".encode(), digest_size=12).hexdigest()
+    return "p_" + digest
+
+
+class Resolver:
+    """Resolves messages to profiles, holding a write-through working set of the graph.
+
+    The processor is the only writer of the profile store, so the caches here stay true;
+    after a failed write the processor calls :meth:`reset` and replays from its checkpoint.
+    """
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        junk: JunkFilter,
+        *,
+        phone_region: str,
+        trait_priority: Mapping[str, list[str]],
+        cache_size: int,
+    ) -> None:
+        self._store = store
+        self._junk = junk
+        self._region = phone_region
+        self._priority = trait_priority
+        self._cache_size = cache_size
+        self.reset()
+
+    def reset(self) -> None:
+        self._docs = LruCache(self._cache_size)
+        self._ident = LruCache(self._cache_size * 2)
+        self.changes = ProfileChanges()
+
+    # -- keys ---------------------------------------------------------------------------
+    def keys_of(self, message: Mapping[str, Any]) -> list[Key]:
+        """Identity keys a message carries, strongest first, junk removed."""
+        keys: list[Key] = []
+        user = self._junk.clean(message.get("userId"))
+        if user is not None:
+            keys.append(("user_id", user))
+        traits: Mapping[str, Any] = message.get("traits") or {}
+        ctx_traits = (message.get("context") or {}).get("traits") or {}
+        for source in (traits, ctx_traits):
+            if not isinstance(source, dict):
+                continue
+            email = normalize_email(source.get("email"))
+            if email is not None and not self._junk.is_junk(email):
+                keys.append(("email", email))
+            phone = normalize_phone(source.get("phone"), self._region)
+            if phone is not None:
+                keys.append(("phone", phone))
+        anon = self._junk.clean(message.get("anonymousId"))
+        if anon is not None:
+            keys.append(("anonymous_id", anon))
+        return list(dict.fromkeys(keys))
+
+    def usable(self, message: Mapping[str, Any]) -> bool:
+        return bool(self.keys_of(message)) or (
+            message.get("type") == "alias" and self._junk.clean(message.get("previousId")) is not None
+        )
+
+    # -- working set ----------------------------------------------------------------------
+    def prefetch(self, messages: Iterable[Mapping[str, Any]]) -> None:
+        """Load from the store, in bulk, the identities and profiles a batch will touch."""
+        missing: list[Key] = []
+        for m in messages:
+            keys = self.keys_of(m)
+            if m.get("type") == "alias":
+                prev = self._junk.clean(m.get("previousId"))
+                if prev is not None:
+                    keys += [("user_id", prev), ("anonymous_id", prev)]
+            missing.extend(k for k in keys if self._ident.get(self._ck(k)) is None)
+        if not missing:
+            return
+        found = self._store.lookup_many(missing)
+        for key, pid in found.items():
+            self._ident.set(self._ck(key), pid)
+        need = [pid for pid in set(found.values()) if self._docs.get(pid) is None]
+        for pid, doc in self._store.get_many(need).items():
+            self._docs.set(pid, doc)
+
+    @staticmethod
+    def _ck(key: Key) -> str:
+        return key[0] + "\x00" + key[1]
+
+    def lookup(self, key: Key) -> str | None:
+        pid = self._ident.get(self._ck(key))
+        if pid is None:
+            pid = self._store.lookup_many([key]).get(key)
+            if pid is None:
+                return None
+            self._ident.set(self._ck(key), pid)
+        return self.survivor(pid)
+
+    def doc(self, pid: str) -> dict[str, Any]:
+        doc = self._docs.get(pid)
+        if doc is None:
+            doc = self._store.get_many([pid])[pid]
+            self._docs.set(pid, doc)
+        assert isinstance(doc, dict)
+        return doc
+
+    def survivor(self, pid: str) -> str:
+        seen = 0
+        while True:
+            nxt = self.doc(pid).get("merged_into")
+            if not nxt or seen > 64:
+                return pid
+            pid, seen = nxt, seen + 1
+
+    def _touch(self, doc: dict[str, Any]) -> None:
+        self.changes.profiles[doc["profile_id"]] = doc
+
+    def _attach(self, pid: str, keys: Iterable[Key]) -> None:
+        doc = self.doc(pid)
+        for key in keys:
+            kind, value = key
+            if value not in doc["identities"][kind]:
+                doc["identities"][kind].append(value)
+            self._ident.set(self._ck(key), pid)
+            self.changes.identities[key] = pid
+        self._touch(doc)
+
+    def _create(self, message_id: str, at: str, keys: list[Key], salt: str = "") -> str:
+        pid = profile_id_for(message_id, salt)
+        doc = new_profile(pid, at)
+        self._docs.set(pid, doc)
+        self._attach(pid, keys)
+        return pid
+
+    def _merge(self, survivor: str, loser: str, reason: str, message_id: str, at: str) -> None:
+        s, lose = self.doc(survivor), self.doc(loser)
+        moved: list[Key] = [(k, v) for k in IDENTITY_KINDS for v in lose["identities"][k]]
+        self._attach(survivor, moved)
+        for name, trait in sorted(lose["traits"].items(), key=lambda kv: kv[1]["at"]):
+            set_trait(s, name, trait["value"], trait["source"], trait["at"], self._priority)
+        combine_computed(s["computed"], lose["computed"])
+        for g in lose["groups"]:
+            if g not in s["groups"]:
+                s["groups"].append(g)
+        s["merged_from"] = [*s["merged_from"], loser, *lose["merged_from"]]
+        if s["created_at"] > lose["created_at"]:
+            s["created_at"] = lose["created_at"]
+        lose["merged_into"] = survivor
+        lose["identities"] = {kind: [] for kind in IDENTITY_KINDS}
+        self._touch(lose)
+        self._touch(s)
+        self.changes.merges.append(
+            {
+                "survivor_id": survivor,
+                "merged_id": loser,
+                "reason": reason,
+                "message_id": message_id,
+                "at": at,
+                "identities": [list(k) for k in moved],
+            }
+        )
+
+    def _conflict(self, pids: list[str], detail: str, message_id: str, at: str) -> None:
+        self.changes.conflicts.append(
+            {"profile_ids": pids, "detail": detail, "message_id": message_id, "at": at}
+        )
+
+    # -- resolution -------------------------------------------------------------------------
+    def resolve(self, message: Mapping[str, Any], at: str) -> str:
+        """The profile a message belongs to, linking and merging as the rules say."""
+        mid = str(message["messageId"])
+        if message.get("type") == "alias":
+            return self._resolve_alias(message, mid, at)
+        keys = self.keys_of(message)
+        found = {k: pid for k in keys if (pid := self.lookup(k)) is not None}
+        pids = list(dict.fromkeys(found.values()))
+        unmapped = [k for k in keys if k not in found]
+        user_key = keys[0] if keys and keys[0][0] == "user_id" else None
+        if not pids:
+            return self._create(mid, at, keys)
+        users = {p: self.doc(p)["identities"]["user_id"] for p in pids}
+        if len(pids) == 1:
+            pid = pids[0]
+            if user_key is not None and user_key not in found and users[pid]:
+                new = self._create(mid, at, unmapped, salt="conflict")
+                self._conflict(
+                    [pid, new],
+                    f"{user_key[1]!r} shares an identity with user {users[pid][0]!r}; kept apart",
+                    mid,
+                    at,
+                )
+                return new
+            self._attach(pid, unmapped)
+            return pid
+        owners = [p for p in pids if users[p]]
+        if len(owners) <= 1:
+            survivor = owners[0] if owners else min(pids, key=lambda p: self.doc(p)["created_at"])
+            for p in pids:
+                if p != survivor:
+                    self._merge(survivor, p, "identify", mid, at)
+            self._attach(survivor, unmapped)
+            return survivor
+        # Two known users share identities: never merge silently.
+        strongest = user_key if user_key in found else next(k for k in keys if k in found)
+        target = found[strongest]
+        for p in pids:
+            if not users[p] and p != target:
+                self._merge(target, p, "identify", mid, at)
+        self._attach(target, unmapped)
+        self._conflict(
+            owners,
+            "identities of one message belong to different users "
+            + ", ".join(repr(users[p][0]) for p in owners)
+            + "; not merged",
+            mid,
+            at,
+        )
+        return target
+
+    def _resolve_alias(self, message: Mapping[str, Any], mid: str, at: str) -> str:
+        keys = self.keys_of(message)
+        prev = self._junk.clean(message.get("previousId"))
+        prev_pid = None
+        if prev is not None:
+            prev_pid = self.lookup(("user_id", prev)) or self.lookup(("anonymous_id", prev))
+        found = {k: pid for k in keys if (pid := self.lookup(k)) is not None}
+        target = next(iter(found.values()), None)
+        if target is None and prev_pid is None:
+            extra = [("anonymous_id", prev)] if prev is not None else []
+            return self._create(mid, at, [*keys, *extra])
+        if target is None:
+            assert prev_pid is not None
+            self._attach(prev_pid, keys)
+            return prev_pid
+        if prev_pid is None:
+            self._attach(target, [k for k in keys if k not in found])
+            if prev is not None:
+                self._attach(target, [("anonymous_id", prev)])
+            return target
+        if prev_pid != target:
+            self._merge(target, prev_pid, "alias", mid, at)
+        self._attach(target, [k for k in keys if k not in found])
+        return target
+
+    def resolve_readonly(self, message: Mapping[str, Any]) -> str | None:
+        """The current profile of a message's strongest known identity, changing nothing."""
+        for key in self.keys_of(message):
+            pid = self.lookup(key)
+            if pid is not None:
+                return pid
+        return None
+
+    def take_changes(self) -> ProfileChanges:
+        changes, self.changes = self.changes, ProfileChanges()
+        return changes
+
+    def apply_traits(self, pid: str, traits: Mapping[str, Any], source: str, at: str) -> None:
+        doc = self.doc(pid)
+        for name, value in traits.items():
+            set_trait(doc, str(name), value, source, at, self._priority)
+        self._touch(doc)
+
+    def touch(self, pid: str) -> dict[str, Any]:
+        doc = self.doc(pid)
+        self._touch(doc)
+        return doc

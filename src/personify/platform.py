@@ -1,0 +1,75 @@
+"""Wiring only: build the stores and services named by the settings (no logic here)."""
+
+from __future__ import annotations
+
+from personify.clock import Clock, SystemClock
+from personify.config import Settings
+from personify.events.collector import Collector
+from personify.facade import Personify, Stores
+from personify.identity.normalize import JunkFilter
+from personify.identity.resolver import Resolver
+from personify.profiles.processor import Processor
+from personify.storage import memory
+from personify.storage.ports import EventLog, EventStore, ProfileStore, QuarantineStore
+
+
+def build_stores(settings: Settings) -> Stores:
+    data = settings.data_dir
+    if settings.bus_backend == "sqlite" or settings.state_backend == "sqlite":
+        data.mkdir(parents=True, exist_ok=True)
+    if settings.bus_backend == "sqlite":
+        from personify.storage.sqlite import SqliteEventLog
+
+        log: EventLog = SqliteEventLog(data / "log.sqlite")
+    else:
+        log = memory.MemoryEventLog()
+    if settings.state_backend == "sqlite":
+        from personify.storage.sqlite import SqliteQuarantineStore, SqlProfileStore
+        from personify.storage.sqlite.profiles import sqlite_engine
+
+        profiles: ProfileStore = SqlProfileStore(sqlite_engine(f"sqlite:///{data / 'state.sqlite'}"))
+        quarantine: QuarantineStore = SqliteQuarantineStore(data / "quarantine.sqlite")
+    else:
+        profiles = memory.MemoryProfileStore()
+        quarantine = memory.MemoryQuarantineStore()
+    if settings.event_store_backend == "duckdb":
+        from personify.storage.duckdb import DuckDbEventStore
+
+        events: EventStore = DuckDbEventStore(data / "events.duckdb")
+    else:
+        events = memory.MemoryEventStore()
+    return Stores(
+        log=log,
+        profiles=profiles,
+        events=events,
+        quarantine=quarantine,
+        cache=memory.LruCache(settings.cache_size),
+    )
+
+
+def build(settings: Settings | None = None, clock: Clock | None = None) -> Personify:
+    """A ready :class:`Personify` for these settings (the processor is not started)."""
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    stores = build_stores(settings)
+    junk = JunkFilter(settings.identity.junk_values)
+    resolver = Resolver(
+        stores.profiles,
+        junk,
+        phone_region=settings.identity.default_phone_region,
+        trait_priority=settings.profiles.trait_source_priority,
+        cache_size=settings.cache_size,
+    )
+    collector = Collector(
+        stores.log, stores.quarantine, settings.collect, settings.write_key_sources(), junk, clock
+    )
+    processor = Processor(
+        stores.log,
+        stores.profiles,
+        stores.events,
+        resolver,
+        settings.profiles,
+        clock,
+        on_change=stores.forget,
+    )
+    return Personify(settings, clock, stores, collector, processor)

@@ -1,0 +1,1 @@
+"""Unified profiles: traits with provenance, computed traits, and the processor that keeps them."""

@@ -1,0 +1,216 @@
+"""The processor: consumes the durable log and keeps profiles and the event store current.
+
+For each batch of log records it resolves identities, updates traits and computed traits,
+assigns sessions, enriches the events, then writes the event rows and the profile changes,
+each store in one transaction together with the offset it reached. Events are written first;
+because profile ids and session ids are derived from message ids, replaying a batch after a
+crash between the two writes gives the same ids, so nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from personify.clock import Clock
+from personify.config import ProfileSettings
+from personify.events.enrich import enrich
+from personify.identity.resolver import Resolver
+from personify.profiles.records import apply_event, lifecycle_stage, parse_iso
+from personify.storage.ports import EventLog, EventStore, LogRecord, ProfileStore
+
+log = logging.getLogger(__name__)
+
+
+def _dumps(value: Any) -> str | None:
+    return orjson.dumps(value).decode() if value else None
+
+
+class Processor:
+    def __init__(
+        self,
+        event_log: EventLog,
+        profiles: ProfileStore,
+        events: EventStore,
+        resolver: Resolver,
+        settings: ProfileSettings,
+        clock: Clock,
+        on_change: Callable[[set[str]], None] | None = None,
+        batch_size: int = 5000,
+    ) -> None:
+        self._log = event_log
+        self._profiles = profiles
+        self._events = events
+        self._resolver = resolver
+        self._settings = settings
+        self._clock = clock
+        self._on_change = on_change
+        self._batch_size = batch_size
+        self._timeout = timedelta(minutes=settings.session_timeout_minutes)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.processed = 0
+        self.last_error: str | None = None
+        self._load_checkpoints()
+
+    def _load_checkpoints(self) -> None:
+        self._pcp = self._profiles.checkpoint()
+        self._ecp = self._events.checkpoint()
+
+    @property
+    def position(self) -> int:
+        """The offset up to which both stores are current."""
+        return min(self._pcp, self._ecp)
+
+    def lag(self) -> int:
+        return max(self._log.head() - self.position, 0)
+
+    # -- one step ---------------------------------------------------------------------------
+    def step(self) -> int:
+        """Process the next batch of records; return how many were processed."""
+        with self._lock:
+            records = self._log.read(self.position, self._batch_size)
+            if not records:
+                return 0
+            try:
+                self._process(records)
+            except Exception:
+                self._resolver.reset()
+                self._load_checkpoints()
+                raise
+            return len(records)
+
+    def _process(self, records: list[LogRecord]) -> None:
+        messages = [orjson.loads(r.payload) for r in records]
+        self._resolver.prefetch(m for r, m in zip(records, messages, strict=True) if r.offset > self._pcp)
+        rows: list[dict[str, Any]] = []
+        touched: set[str] = set()
+        for rec, msg in zip(records, messages, strict=True):
+            at: str = msg["timestamp"]
+            session_id: str | None = None
+            if rec.offset > self._pcp:
+                pid = self._resolver.resolve(msg, at)
+                session_id = self._update_profile(pid, msg, at)
+                touched.add(pid)
+            else:
+                pid = self._resolver.resolve_readonly(msg) or "unresolved"
+            if rec.offset > self._ecp:
+                rows.append(self._row(msg, pid, session_id))
+        last = records[-1].offset
+        if last > self._ecp:
+            self._events.append(rows, checkpoint=last)
+            self._ecp = last
+        if last > self._pcp:
+            changes = self._resolver.take_changes()
+            touched |= set(changes.profiles)
+            self._profiles.apply(changes, checkpoint=last)
+            self._pcp = last
+        self.processed += len(records)
+        if self._on_change and touched:
+            self._on_change(touched)
+
+    def _update_profile(self, pid: str, msg: Mapping[str, Any], at: str) -> str:
+        source = (msg.get("_meta") or {}).get("source", "api")
+        kind = msg["type"]
+        if kind == "identify":
+            self._resolver.apply_traits(pid, msg.get("traits") or {}, source, at)
+        ctx_traits = (msg.get("context") or {}).get("traits")
+        if isinstance(ctx_traits, dict) and ctx_traits and kind != "group":
+            self._resolver.apply_traits(pid, ctx_traits, source, at)
+        doc = self._resolver.touch(pid)
+        if kind == "group" and msg.get("groupId") not in doc["groups"]:
+            doc["groups"].append(msg["groupId"])
+        session_id = self._session(doc, at)
+        apply_event(doc, msg, at)
+        doc["computed"]["lifecycle_stage"] = lifecycle_stage(
+            doc,
+            self._clock.now(),
+            self._settings.lapsing_after_days,
+            self._settings.churned_after_days,
+        )
+        return session_id
+
+    def _session(self, doc: dict[str, Any], at: str) -> str:
+        ts = parse_iso(at)
+        current = doc.get("session")
+        if current is not None:
+            start, last = parse_iso(current["start"]), parse_iso(current["last"])
+            if start - self._timeout <= ts <= last + self._timeout:
+                current["start"] = min(current["start"], at)
+                current["last"] = max(current["last"], at)
+                return str(current["id"])
+        digest = hashlib.blake2b(f"{doc['profile_id']}\x00{at}".encode(), digest_size=8)
+        session_id = "s_" + digest.hexdigest()
+        doc["computed"]["sessions"] += 1
+        if current is None or ts > parse_iso(current["last"]):
+            doc["session"] = {"id": session_id, "start": at, "last": at}
+        return session_id
+
+    @staticmethod
+    def _row(msg: Mapping[str, Any], pid: str, session_id: str | None) -> dict[str, Any]:
+        context = msg.get("context") or {}
+        extra = enrich(datetime.fromisoformat(msg["timestamp"]), context)
+        kind = msg["type"]
+        name = msg.get("event") if kind == "track" else msg.get("name")
+        return {
+            "message_id": msg["messageId"],
+            "profile_id": pid,
+            "type": kind,
+            "event": name,
+            "user_id": msg.get("userId"),
+            "anonymous_id": msg.get("anonymousId"),
+            "timestamp": msg["timestamp"],
+            "received_at": msg.get("receivedAt"),
+            "session_id": session_id,
+            "device_type": extra["device_type"],
+            "os": extra["os"],
+            "browser": extra["browser"],
+            "local_hour": extra["local_hour"],
+            "local_weekday": extra["local_weekday"],
+            "properties": _dumps(msg.get("properties")),
+            "traits": _dumps(msg.get("traits")),
+            "context": _dumps(context),
+            "source": (msg.get("_meta") or {}).get("source"),
+        }
+
+    # -- running ----------------------------------------------------------------------------
+    def drain(self, timeout: float = 600.0) -> None:
+        """Process until the log is fully consumed (used by importers, the demo and tests)."""
+        deadline = time.monotonic() + timeout
+        while self.position < self._log.head():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"processor still {self.lag()} records behind")
+            if self.step() == 0:
+                time.sleep(0.01)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="personify-processor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.step() == 0:
+                    self._log.wait(self.position, timeout=0.2)
+                self.last_error = None
+            except Exception as exc:  # keep serving; the batch is retried from the checkpoint
+                self.last_error = repr(exc)
+                log.exception("processor step failed; retrying from the checkpoint")
+                self._stop.wait(1.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

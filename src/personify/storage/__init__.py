@@ -1,0 +1,1 @@
+"""Storage ports (``ports.py``) and one folder per backend implementing them."""

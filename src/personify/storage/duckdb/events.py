@@ -1,0 +1,126 @@
+"""The event store on DuckDB: events appended in bulk from Arrow, read back per profile."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from personify.errors import Unavailable
+from personify.profiles.records import EVENT_COLUMNS, JSON_COLUMNS
+
+_TYPES = {
+    "local_hour": "INTEGER",
+    "local_weekday": "INTEGER",
+    "timestamp": "TIMESTAMPTZ",
+    "received_at": "TIMESTAMPTZ",
+}
+_ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    return pa.int32() if column in ("local_hour", "local_weekday") else pa.string()
+
+
+class DuckDbEventStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            raise Unavailable(
+                f"the event store {path} is locked by another process ({exc})",
+                hint="stop the running `personify serve` or use its HTTP API instead",
+            ) from exc
+        self._con.execute("SET TimeZone = 'UTC'")
+        cols = ", ".join(f'"{c}" {_TYPES.get(c, "VARCHAR")}' for c in EVENT_COLUMNS)
+        self._con.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
+        self._con.execute(
+            'CREATE TABLE IF NOT EXISTS checkpoints (name VARCHAR PRIMARY KEY, "offset" BIGINT)'
+        )
+        self._lock = threading.Lock()
+        self._select = ", ".join(
+            f"strftime(\"{c}\", '{_ISO}') AS \"{c}\"" if c in ("timestamp", "received_at") else f'"{c}"'
+            for c in EVENT_COLUMNS
+        )
+
+    def append(self, events: Sequence[dict[str, Any]], checkpoint: int | None = None) -> None:
+        table = pa.table(
+            {
+                c: pa.array([e.get(c) for e in events], type=_arrow_type(c))
+                for c in EVENT_COLUMNS
+            }
+        )
+        casts = ", ".join(
+            f'CAST("{c}" AS TIMESTAMPTZ)' if c in ("timestamp", "received_at") else f'"{c}"'
+            for c in EVENT_COLUMNS
+        )
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                if events:
+                    cur.register("_batch", table)
+                    cur.execute(f"INSERT INTO events SELECT {casts} FROM _batch")
+                    cur.unregister("_batch")
+                if checkpoint is not None:
+                    cur.execute(
+                        "INSERT OR REPLACE INTO checkpoints VALUES ('events', ?)", [checkpoint]
+                    )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    def checkpoint(self) -> int:
+        with self._lock:
+            row = self._con.execute(
+                "SELECT \"offset\" FROM checkpoints WHERE name = 'events'"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def timeline(
+        self, profile_ids: Sequence[str], limit: int = 100, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        if not profile_ids:
+            return []
+        marks = ", ".join("?" for _ in profile_ids)
+        sql = f"SELECT {self._select} FROM events WHERE profile_id IN ({marks})"
+        params: list[Any] = list(profile_ids)
+        if before is not None:
+            sql += ' AND "timestamp" < CAST(? AS TIMESTAMPTZ)'
+            params.append(before)
+        sql += ' ORDER BY "timestamp" DESC, message_id DESC LIMIT ?'
+        params.append(limit)
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                rel = cur.execute(sql, params)
+                names = [d[0] for d in rel.description]
+                rows = rel.fetchall()
+            finally:
+                cur.close()
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            row = self._con.execute("SELECT COUNT(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def count_distinct_messages(self) -> int:
+        with self._lock:
+            row = self._con.execute("SELECT COUNT(DISTINCT message_id) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+
+__all__ = ["JSON_COLUMNS", "DuckDbEventStore"]

@@ -1,0 +1,224 @@
+"""In-memory implementations of every storage port."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from personify.storage.ports import LogRecord, ProfileChanges
+
+
+class MemoryEventLog:
+    def __init__(self) -> None:
+        self._records: list[LogRecord] = []
+        self._seen: set[str] = set()
+        self._cond = threading.Condition()
+
+    def publish(self, messages: Sequence[tuple[str, bytes]]) -> int:
+        with self._cond:
+            new = 0
+            for message_id, payload in messages:
+                if message_id in self._seen:
+                    continue
+                self._seen.add(message_id)
+                self._records.append(LogRecord(len(self._records) + 1, message_id, payload))
+                new += 1
+            if new:
+                self._cond.notify_all()
+            return new
+
+    def read(self, after: int, limit: int) -> list[LogRecord]:
+        with self._cond:
+            return self._records[max(after, 0) : max(after, 0) + limit]
+
+    def head(self) -> int:
+        with self._cond:
+            return len(self._records)
+
+    def wait(self, after: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._records) > after, timeout)
+
+    def count(self) -> int:
+        return self.head()
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryProfileStore:
+    def __init__(self) -> None:
+        self._profiles: dict[str, dict[str, Any]] = {}
+        self._identities: dict[tuple[str, str], str] = {}
+        self._merges: list[dict[str, Any]] = []
+        self._conflicts: list[dict[str, Any]] = []
+        self._checkpoint = 0
+        self._lock = threading.Lock()
+
+    def get_many(self, profile_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {
+                pid: copy.deepcopy(self._profiles[pid])
+                for pid in profile_ids
+                if pid in self._profiles
+            }
+
+    def lookup_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        with self._lock:
+            return {k: self._identities[k] for k in keys if k in self._identities}
+
+    def apply(self, changes: ProfileChanges, checkpoint: int | None = None) -> None:
+        with self._lock:
+            for pid, doc in changes.profiles.items():
+                self._profiles[pid] = copy.deepcopy(doc)
+            self._identities.update(changes.identities)
+            self._merges.extend(copy.deepcopy(changes.merges))
+            self._conflicts.extend(copy.deepcopy(changes.conflicts))
+            if checkpoint is not None:
+                self._checkpoint = checkpoint
+
+    def checkpoint(self) -> int:
+        return self._checkpoint
+
+    def history(self, profile_id: str) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            return {
+                "merges": [
+                    dict(m)
+                    for m in self._merges
+                    if profile_id in (m["survivor_id"], m["merged_id"])
+                ],
+                "conflicts": [
+                    dict(c) for c in self._conflicts if profile_id in c.get("profile_ids", [])
+                ],
+            }
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(1 for p in self._profiles.values() if not p.get("merged_into"))
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryEventStore:
+    def __init__(self) -> None:
+        self._events: list[dict[str, Any]] = []
+        self._checkpoint = 0
+        self._lock = threading.Lock()
+
+    def append(self, events: Sequence[dict[str, Any]], checkpoint: int | None = None) -> None:
+        with self._lock:
+            self._events.extend(dict(e) for e in events)
+            if checkpoint is not None:
+                self._checkpoint = checkpoint
+
+    def checkpoint(self) -> int:
+        return self._checkpoint
+
+    def timeline(
+        self, profile_ids: Sequence[str], limit: int = 100, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        wanted = set(profile_ids)
+        with self._lock:
+            rows = [
+                e
+                for e in self._events
+                if e["profile_id"] in wanted and (before is None or e["timestamp"] < before)
+            ]
+        rows.sort(key=lambda e: (e["timestamp"], e["message_id"]), reverse=True)
+        return [dict(r) for r in rows[:limit]]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._events)
+
+    def count_distinct_messages(self) -> int:
+        with self._lock:
+            return len({e["message_id"] for e in self._events})
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryQuarantineStore:
+    def __init__(self) -> None:
+        self._items: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, items: Sequence[dict[str, Any]]) -> list[str]:
+        ids: list[str] = []
+        with self._lock:
+            for item in items:
+                item_id = "q_" + uuid.uuid4().hex
+                self._items[item_id] = {
+                    "id": item_id,
+                    "status": "quarantined",
+                    "replayed_at": None,
+                    **copy.deepcopy(item),
+                }
+                ids.append(item_id)
+        return ids
+
+    def list(
+        self, status: str | None = "quarantined", limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = [
+                copy.deepcopy(i)
+                for i in self._items.values()
+                if status is None or i["status"] == status
+            ]
+        rows.sort(key=lambda i: (i["received_at"], i["id"]))
+        return rows[offset : offset + limit]
+
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            item = self._items.get(item_id)
+            return copy.deepcopy(item) if item else None
+
+    def update(self, item_id: str, **fields: Any) -> None:
+        with self._lock:
+            self._items[item_id].update(copy.deepcopy(fields))
+
+    def count(self, status: str | None = "quarantined") -> int:
+        with self._lock:
+            return sum(1 for i in self._items.values() if status is None or i["status"] == status)
+
+    def close(self) -> None:
+        pass
+
+
+class LruCache:
+    """A bounded, thread-safe least-recently-used cache."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            if key not in self._data:
+                return None
+            self._data.move_to_end(key)
+            return self._data[key]
+
+    def set(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()

@@ -1,0 +1,226 @@
+"""Profiles and the identity graph on SQLAlchemy Core (SQLite file by default).
+
+Written against SQLAlchemy's portable core so the PostgreSQL backend reuses it with a
+different engine; only the upsert statement is dialect-specific.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from personify.storage.ports import ProfileChanges
+
+metadata = MetaData()
+profiles_t = Table(
+    "profiles",
+    metadata,
+    Column("profile_id", String(64), primary_key=True),
+    Column("doc", Text, nullable=False),
+    Column("merged_into", String(64), nullable=True),
+    Column("updated_at", String(40), nullable=False),
+)
+identities_t = Table(
+    "identities",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("value", String(1024), primary_key=True),
+    Column("profile_id", String(64), nullable=False, index=True),
+)
+merges_t = Table(
+    "merges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("survivor_id", String(64), nullable=False, index=True),
+    Column("merged_id", String(64), nullable=False, index=True),
+    Column("doc", Text, nullable=False),
+)
+conflicts_t = Table(
+    "identity_conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("profile_a", String(64), nullable=False, index=True),
+    Column("profile_b", String(64), nullable=True, index=True),
+    Column("doc", Text, nullable=False),
+)
+checkpoints_t = Table(
+    "checkpoints",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("offset", Integer, nullable=False),
+)
+
+_CHUNK = 500
+
+
+def sqlite_engine(url: str) -> Engine:
+    """An engine whose connections use WAL and a busy timeout (safe for many threads)."""
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_con: Any, _record: Any) -> None:
+        cur = dbapi_con.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    return engine
+
+
+class SqlProfileStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        metadata.create_all(engine)
+
+    def get_many(self, profile_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(profile_ids))
+        out: dict[str, dict[str, Any]] = {}
+        with self._engine.connect() as con:
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i : i + _CHUNK]
+                rows = con.execute(
+                    select(profiles_t.c.profile_id, profiles_t.c.doc).where(
+                        profiles_t.c.profile_id.in_(chunk)
+                    )
+                )
+                for pid, doc in rows:
+                    out[pid] = orjson.loads(doc)
+        return out
+
+    def lookup_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        wanted = list(dict.fromkeys(keys))
+        out: dict[tuple[str, str], str] = {}
+        with self._engine.connect() as con:
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i : i + _CHUNK]
+                rows = con.execute(
+                    select(identities_t.c.kind, identities_t.c.value, identities_t.c.profile_id)
+                    .where(tuple_(identities_t.c.kind, identities_t.c.value).in_(chunk))
+                )
+                for kind, value, pid in rows:
+                    out[(kind, value)] = pid
+        return out
+
+    def apply(self, changes: ProfileChanges, checkpoint: int | None = None) -> None:
+        now = datetime.now(UTC).isoformat()
+        with self._engine.begin() as con:
+            if changes.profiles:
+                rows = [
+                    {
+                        "profile_id": pid,
+                        "doc": orjson.dumps(doc).decode(),
+                        "merged_into": doc.get("merged_into"),
+                        "updated_at": now,
+                    }
+                    for pid, doc in changes.profiles.items()
+                ]
+                stmt = self._insert(profiles_t)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[profiles_t.c.profile_id],
+                    set_={
+                        "doc": stmt.excluded.doc,
+                        "merged_into": stmt.excluded.merged_into,
+                        "updated_at": stmt.excluded.updated_at,
+                    },
+                )
+                con.execute(stmt, rows)
+            if changes.identities:
+                stmt = self._insert(identities_t)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[identities_t.c.kind, identities_t.c.value],
+                    set_={"profile_id": stmt.excluded.profile_id},
+                )
+                con.execute(
+                    stmt,
+                    [
+                        {"kind": k, "value": v, "profile_id": pid}
+                        for (k, v), pid in changes.identities.items()
+                    ],
+                )
+            if changes.merges:
+                con.execute(
+                    merges_t.insert(),
+                    [
+                        {
+                            "survivor_id": m["survivor_id"],
+                            "merged_id": m["merged_id"],
+                            "doc": orjson.dumps(m).decode(),
+                        }
+                        for m in changes.merges
+                    ],
+                )
+            if changes.conflicts:
+                con.execute(
+                    conflicts_t.insert(),
+                    [
+                        {
+                            "profile_a": c["profile_ids"][0],
+                            "profile_b": c["profile_ids"][1] if len(c["profile_ids"]) > 1 else None,
+                            "doc": orjson.dumps(c).decode(),
+                        }
+                        for c in changes.conflicts
+                    ],
+                )
+            if checkpoint is not None:
+                stmt = self._insert(checkpoints_t)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[checkpoints_t.c.name], set_={"offset": stmt.excluded.offset}
+                )
+                con.execute(stmt, [{"name": "profiles", "offset": checkpoint}])
+
+    def checkpoint(self) -> int:
+        with self._engine.connect() as con:
+            value = con.execute(
+                select(checkpoints_t.c.offset).where(checkpoints_t.c.name == "profiles")
+            ).scalar()
+        return int(value or 0)
+
+    def history(self, profile_id: str) -> dict[str, list[dict[str, Any]]]:
+        with self._engine.connect() as con:
+            merges = con.execute(
+                select(merges_t.c.doc)
+                .where(
+                    or_(merges_t.c.survivor_id == profile_id, merges_t.c.merged_id == profile_id)
+                )
+                .order_by(merges_t.c.id)
+            ).scalars()
+            merge_docs = [orjson.loads(d) for d in merges]
+            conflicts = con.execute(
+                select(conflicts_t.c.doc)
+                .where(
+                    or_(conflicts_t.c.profile_a == profile_id, conflicts_t.c.profile_b == profile_id)
+                )
+                .order_by(conflicts_t.c.id)
+            ).scalars()
+            conflict_docs = [orjson.loads(d) for d in conflicts]
+        return {"merges": merge_docs, "conflicts": conflict_docs}
+
+    def count(self) -> int:
+        with self._engine.connect() as con:
+            value = con.execute(
+                select(func.count()).select_from(profiles_t).where(profiles_t.c.merged_into.is_(None))
+            ).scalar()
+        return int(value or 0)
+
+    def close(self) -> None:
+        self._engine.dispose()

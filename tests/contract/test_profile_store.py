@@ -1,0 +1,60 @@
+"""Contract: every ProfileStore adapter applies changes atomically with the checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from personify.profiles.records import new_profile
+from personify.storage.ports import ProfileChanges
+
+
+def _changes(pid: str = "p1") -> ProfileChanges:
+    doc = new_profile(pid, "2024-01-01T00:00:00.000000Z")
+    doc["identities"]["user_id"].append("u1")
+    return ProfileChanges(profiles={pid: doc}, identities={("user_id", "u1"): pid})
+
+
+def test_applied_profiles_and_identities_can_be_read_back(profile_store: Any) -> None:
+    profile_store.apply(_changes(), checkpoint=7)
+    assert profile_store.lookup_many([("user_id", "u1"), ("user_id", "nobody")]) == {
+        ("user_id", "u1"): "p1"
+    }
+    doc = profile_store.get_many(["p1", "missing"])
+    assert list(doc) == ["p1"]
+    assert doc["p1"]["identities"]["user_id"] == ["u1"]
+    assert profile_store.checkpoint() == 7
+    assert profile_store.count() == 1
+
+
+def test_checkpoint_starts_at_zero_and_only_moves_when_given(profile_store: Any) -> None:
+    assert profile_store.checkpoint() == 0
+    profile_store.apply(_changes(), checkpoint=None)
+    assert profile_store.checkpoint() == 0
+
+
+def test_upsert_replaces_the_document_and_identity_target(profile_store: Any) -> None:
+    profile_store.apply(_changes("p1"))
+    survivor = new_profile("p2", "2024-01-02T00:00:00.000000Z")
+    loser = profile_store.get_many(["p1"])["p1"]
+    loser["merged_into"] = "p2"
+    profile_store.apply(
+        ProfileChanges(
+            profiles={"p1": loser, "p2": survivor},
+            identities={("user_id", "u1"): "p2"},
+            merges=[{"survivor_id": "p2", "merged_id": "p1", "reason": "test"}],
+            conflicts=[{"profile_ids": ["p2", "p9"], "detail": "x"}],
+        )
+    )
+    assert profile_store.lookup_many([("user_id", "u1")]) == {("user_id", "u1"): "p2"}
+    assert profile_store.get_many(["p1"])["p1"]["merged_into"] == "p2"
+    assert profile_store.count() == 1
+    history = profile_store.history("p1")
+    assert [m["survivor_id"] for m in history["merges"]] == ["p2"]
+    assert profile_store.history("p9")["conflicts"][0]["detail"] == "x"
+
+
+def test_returned_documents_are_copies(profile_store: Any) -> None:
+    profile_store.apply(_changes())
+    doc = profile_store.get_many(["p1"])["p1"]
+    doc["traits"]["x"] = 1
+    assert profile_store.get_many(["p1"])["p1"]["traits"] == {}
