@@ -10,9 +10,11 @@ True
 """
 
 from personify.demo.catalogue import Product, build_catalogue
+from personify.demo.shoppers import PERSONA_SHARES
 from personify.demo.storefront import StorefrontSpec, estimate_events, generate, personas
 
 __all__ = [
+    "PERSONA_SHARES",
     "Product",
     "StorefrontSpec",
     "build_catalogue",

@@ -1,30 +1,23 @@
 """Rendering one planned storefront visit as the Segment messages a shopper's browser sends.
 
-The planner in :mod:`personify.demo.storefront` decides who visits on which day and why; this
+The planner in :mod:`personify.demo.planner` decides who visits on which day and why; this
 module turns each visit into ``page`` views, e-commerce ``track`` events and ``identify`` /
 ``alias`` calls carrying the context analytics.js attaches (user agent, time zone, IP, page).
-Messages get their ``messageId`` and ``timestamp`` later, once the whole day is sorted.
+Messages get their ``messageId`` and ``timestamp`` later, when the generator merges the visits
+that overlap in time into one ordered stream.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, Final
 
 from personify.demo.catalogue import CATEGORIES, Product, Shelf
+from personify.demo.shoppers import LOYAL_BUYER, Customer, traits
 
 SITE: Final = "https://shop.example.com"
 CURRENCY: Final = "USD"
-BROWSER, LOYAL_BUYER, CART_ABANDONER, LAPSING_CUSTOMER, NEW_SIGNUP = (
-    "browser",
-    "loyal_buyer",
-    "cart_abandoner",
-    "lapsing_customer",
-    "new_signup",
-)
 # The kinds of visit the planner schedules; LOGIN_* visits end anonymous browsing with a login.
 BROWSE, LOGIN_BROWSE, BUY, ABANDON, LOGIN_ABANDON, SIGNUP, REFUND = range(7)
 
@@ -32,70 +25,13 @@ Message = dict[str, Any]
 # (start in ms after its day begins, customer index, kind, device, already known, order number)
 Visit = tuple[int, int, int, int, bool, int]
 
-USER_AGENTS: Final = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 16_7 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/126.0.6478.71 Mobile Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 13; SM-S911B) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/125.0.6422.165 Mobile Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
-    "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Safari/605.1.15",
-)
-# (IANA zone, its UTC offset in hours around the default demo period, share of shoppers)
-TIMEZONES: Final = (
-    ("America/New_York", -5, 0.35),
-    ("America/Chicago", -6, 0.15),
-    ("America/Denver", -7, 0.05),
-    ("America/Los_Angeles", -8, 0.25),
-    ("Europe/London", 0, 0.12),
-    ("Europe/Berlin", 1, 0.08),
-)
-_FIRST_NAMES = ("Ava", "Liam", "Maya", "Noah", "Zoe", "Ethan", "Priya", "Lucas", "Sofia", "Omar")
-_LAST_NAMES = ("Garcia", "Nguyen", "Smith", "Patel", "Kim", "Johnson", "Rossi", "Okafor", "Chen")
-_AREA_CODES = ("415", "212", "312", "206", "617", "512", "303")
-_PLANS = ("free", "free", "plus", "premium")
-_LIBRARY: Final = {"name": "analytics.js", "version": "4.1.0"}
-_SERVER_LIBRARY: Final = {"name": "analytics-python", "version": "2.3.3"}
+_LIBRARY_VERSION: Final = "4.1.0"  # of analytics.js, which browsers load
+_SERVER_LIBRARY_VERSION: Final = "2.3.3"  # of analytics-python, which the back office uses
 _BROWSE_VIEWS = (1, 3)  # product pages seen while browsing, inclusive range
 _ABANDON_VIEWS = (0, 2)  # extra product pages seen before filling a cart that is abandoned
 _ABANDON_ADDS = (1, 2)
 _LOYAL_BASKET = (2, 4)
 _BASKET = (1, 3)
-
-
-@dataclass(frozen=True, slots=True)
-class Customer:
-    """A synthetic shopper: who they are per device, and their hidden persona."""
-
-    index: int
-    persona: str
-    user_id: str | None
-    anonymous_ids: tuple[str, ...]
-    agents: tuple[str, ...]
-    ips: tuple[str, ...]
-    timezone: str
-    utc_offset: int
-    favourites: tuple[str, ...]
-
-
-def traits(seed: int, customer: Customer) -> dict[str, Any]:
-    """Identify traits for a customer, the same every time they log in."""
-    rng = random.Random(seed * 1_000_003 + customer.index)
-    first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
-    out: dict[str, Any] = {
-        "email": f"{first}.{last}{customer.index}@example.com".lower(),
-        "first_name": first,
-        "last_name": last,
-        "plan": rng.choice(_PLANS),
-    }
-    if rng.random() < 0.6:  # 555-01xx numbers are reserved for fiction
-        out["phone"] = f"+1{rng.choice(_AREA_CODES)}55501{rng.randrange(100):02d}"
-    return out
 
 
 def basket(seed: int, customer: Customer, order: int, shelf: Shelf) -> list[tuple[Product, int]]:
@@ -137,8 +73,8 @@ def expected_messages(kind: int, persona: str) -> float:
     return means[kind]
 
 
-class DayWriter:
-    """Renders visits one day at a time as (ms after the day begins, message) pairs.
+class VisitWriter:
+    """Renders a visit as (ms after its day begins, message) pairs, in time order.
 
     One writer serves a whole generation run, so its per-product cache is built only once.
     """
@@ -146,31 +82,28 @@ class DayWriter:
     def __init__(
         self, seed: int, shelf: Shelf, customers: Sequence[Customer], rng: random.Random
     ) -> None:
-        self.messages: list[tuple[int, Message]] = []
+        self._messages: list[tuple[int, Message]] = []
         self._seed, self._shelf, self._customers, self._rng = seed, shelf, customers, rng
         self._lines: dict[str, dict[str, Any]] = {}
         # State of the visit being written.
         self._who = customers[0]
-        self._device = 0
         self._t = 0
-        self._ids: dict[str, str] = {}
+        self._anonymous_id = self._ip = self._agent = ""
+        self._user_id: str | None = None
         self._page: dict[str, str] = {}
         self._referrer = ""
 
-    def take(self) -> list[tuple[int, Message]]:
-        """Hand over the messages written so far, sorted by time, and start a new day."""
-        day, self.messages = self.messages, []
-        day.sort(key=itemgetter(0))
-        return day
-
-    def write(self, visit: Visit) -> None:
-        """Append the messages of one visit."""
+    def write(self, visit: Visit) -> list[tuple[int, Message]]:
+        """The messages of one visit, each with its time in ms after the visit's day begins."""
         start, index, kind, device, known, order = visit
         who = self._who = self._customers[index]
-        self._device, self._t = device, start
-        self._ids = {"anonymousId": who.anonymous_ids[device]}
-        if known and who.user_id is not None:
-            self._ids["userId"] = who.user_id
+        self._t, self._messages = start, []
+        self._anonymous_id, self._ip, self._agent = (
+            who.anonymous_ids[device],
+            who.ips[device],
+            who.agents[device],
+        )
+        self._user_id = who.user_id if known else None
         self._referrer = "https://www.google.com/" if self._rng.random() < 0.4 else ""
         if kind == BROWSE:
             self._browse()
@@ -187,6 +120,7 @@ class DayWriter:
             self._refund(order)
         else:
             raise ValueError(f"unknown visit kind {kind}")
+        return self._messages
 
     # -- message builders --------------------------------------------------------------
 
@@ -204,48 +138,52 @@ class DayWriter:
                 "brand": product.brand,
                 "url": SITE + product.path,
             }
-        line = dict(template)
+        line = template.copy()
         line["quantity"] = quantity
         return line
 
     def _push(self, message: Message, min_gap_ms: int, max_gap_ms: int) -> None:
         self._t += min_gap_ms + int(self._rng.random() * (max_gap_ms - min_gap_ms))
-        self.messages.append((self._t, message))
+        self._messages.append((self._t, message))
 
-    def _context(self) -> dict[str, Any]:
-        who, device = self._who, self._device
-        return {
-            "ip": who.ips[device],
-            "userAgent": who.agents[device],
-            "timezone": who.timezone,
+    def _message(self, kind: str) -> Message:
+        """A message of ``kind`` from the current visitor, with the context analytics.js adds."""
+        message: Message = {"type": kind, "anonymousId": self._anonymous_id}
+        if self._user_id is not None:
+            message["userId"] = self._user_id
+        message["context"] = {
+            "ip": self._ip,
+            "userAgent": self._agent,
+            "timezone": self._who.timezone,
             "locale": "en-US",
-            "library": dict(_LIBRARY),
-            "page": dict(self._page),
+            "library": {"name": "analytics.js", "version": _LIBRARY_VERSION},
+            "page": self._page.copy(),
         }
+        return message
 
     def _page_view(self, name: str, path: str, title: str, category: str | None = None) -> None:
         url = SITE + path
         self._page = {"path": path, "referrer": self._referrer, "title": title, "url": url}
-        message: Message = {"type": "page", **self._ids, "name": name}
+        message = self._message("page")
+        message["name"] = name
         if category is not None:
             message["category"] = category
-        message["properties"] = dict(self._page)
-        message["context"] = self._context()
+        message["properties"] = self._page.copy()
         self._referrer = url
         self._push(message, 3_000, 60_000)
 
     def _track(self, event: str, properties: dict[str, Any]) -> None:
-        message: Message = {"type": "track", **self._ids, "event": event}
+        message = self._message("track")
+        message["event"] = event
         message["properties"] = properties
-        message["context"] = self._context()
         self._push(message, 300, 4_000)
 
     def _identify(self) -> None:
         who = self._who
         assert who.user_id is not None, "only customers with a userId log in"
-        self._ids["userId"] = who.user_id
-        message: Message = {"type": "identify", **self._ids, "traits": traits(self._seed, who)}
-        message["context"] = self._context()
+        self._user_id = who.user_id
+        message = self._message("identify")
+        message["traits"] = traits(self._seed, who)
         self._push(message, 500, 3_000)
 
     # -- visit flows ---------------------------------------------------------------------
@@ -341,9 +279,9 @@ class DayWriter:
         who = self._who
         if self._rng.random() < 0.5:  # some sites alias the visitor to the new account first
             assert who.user_id is not None
-            alias: Message = {"type": "alias", **self._ids, "userId": who.user_id}
-            alias["previousId"] = self._ids["anonymousId"]
-            alias["context"] = self._context()
+            alias = self._message("alias")
+            alias["userId"] = who.user_id
+            alias["previousId"] = self._anonymous_id
             self._push(alias, 200, 1_000)
         self._identify()
         self._track("Signed Up", {"method": "email", "plan": traits(self._seed, who)["plan"]})
@@ -363,5 +301,7 @@ class DayWriter:
         }
         message: Message = {"type": "track", "userId": who.user_id, "event": "Order Refunded"}
         message["properties"] = properties
-        message["context"] = {"library": dict(_SERVER_LIBRARY)}
+        message["context"] = {
+            "library": {"name": "analytics-python", "version": _SERVER_LIBRARY_VERSION}
+        }
         self._push(message, 0, 1_000)

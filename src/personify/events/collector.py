@@ -31,7 +31,6 @@ from personify.identity.normalize import JunkFilter
 from personify.profiles.records import iso
 from personify.storage.ports import EventLog, QuarantineStore
 
-_TIMESTAMPS = ("timestamp", "originalTimestamp", "sentAt")
 
 
 @dataclass
@@ -143,6 +142,7 @@ class Collector:
         received_at: datetime,
         prefix: str = "",
         check_size: bool = True,
+        received_iso: str | None = None,
     ) -> dict[str, Any]:
         """Validate a raw message and return the record written to the log."""
         if check_size:
@@ -173,16 +173,12 @@ class Collector:
             corrected = received_at - (sent - original)
         else:
             corrected = original or received_at
-        for name in _TIMESTAMPS:
-            value = msg.get(name)
-            if isinstance(value, datetime):
-                if value.tzinfo is None:
-                    value = value.replace(tzinfo=received_at.tzinfo)
-                msg[name] = iso(value)
+        if sent is not None:
+            msg["sentAt"] = sent.isoformat()
         if original is not None:
-            msg["originalTimestamp"] = iso(original)
+            msg["originalTimestamp"] = original.isoformat()
         msg["timestamp"] = iso(corrected)
-        msg["receivedAt"] = iso(received_at)
+        msg["receivedAt"] = received_iso or iso(received_at)
         if "messageId" not in msg:
             msg["messageId"] = content_message_id(raw)
         msg["_meta"] = {"source": source}
@@ -227,6 +223,7 @@ class Collector:
         message (message fields win).
         """
         received = received_at or self._clock.now()
+        received_iso = iso(received)
         defaults = defaults or {}
         result = BatchResult()
         good: list[tuple[str, bytes]] = []
@@ -236,7 +233,7 @@ class Collector:
             try:
                 msg = self.normalize(
                     merged, source=source, received_at=received,
-                    prefix=f"batch[{i}].", check_size=check_size,
+                    prefix=f"batch[{i}].", check_size=check_size, received_iso=received_iso,
                 )
             except InvalidInput as exc:
                 bad.append(

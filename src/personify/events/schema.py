@@ -13,7 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import NotRequired, TypedDict
 
 from personify.errors import InvalidInput, Problem
 
@@ -32,58 +33,57 @@ def _id_to_str(value: object) -> object:
 Identifier = Annotated[str, BeforeValidator(_id_to_str), Field(max_length=1024)]
 
 
-class _Base(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, strict=False)
-
-    messageId: Identifier | None = None  # noqa: N815 - field names follow the Segment spec
-    timestamp: datetime | None = None
-    originalTimestamp: datetime | None = None  # noqa: N815
-    sentAt: datetime | None = None  # noqa: N815
-    userId: Identifier | None = None  # noqa: N815
-    anonymousId: Identifier | None = None  # noqa: N815
-    context: dict[str, Any] = Field(default_factory=dict)
-    integrations: dict[str, Any] = Field(default_factory=dict)
+@with_config(ConfigDict(extra="allow"))
+class _Base(TypedDict):
+    # Field names follow the Segment spec. TypedDicts validate to plain dicts, several times
+    # faster than models on this hot path.
+    messageId: NotRequired[Identifier]
+    timestamp: NotRequired[datetime | None]
+    originalTimestamp: NotRequired[datetime | None]
+    sentAt: NotRequired[datetime | None]
+    userId: NotRequired[Identifier | None]
+    anonymousId: NotRequired[Identifier | None]
+    context: NotRequired[dict[str, Any]]
+    integrations: NotRequired[dict[str, Any]]
 
 
 class Track(_Base):
     type: Literal["track"]
     event: Annotated[str, Field(min_length=1, max_length=512)]
-    properties: dict[str, Any] = Field(default_factory=dict)
+    properties: NotRequired[dict[str, Any]]
 
 
 class Identify(_Base):
     type: Literal["identify"]
-    traits: dict[str, Any] = Field(default_factory=dict)
+    traits: NotRequired[dict[str, Any]]
 
 
 class Page(_Base):
     type: Literal["page"]
-    name: str | None = None
-    category: str | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
+    name: NotRequired[str | None]
+    category: NotRequired[str | None]
+    properties: NotRequired[dict[str, Any]]
 
 
 class Screen(_Base):
     type: Literal["screen"]
-    name: str | None = None
-    category: str | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
+    name: NotRequired[str | None]
+    category: NotRequired[str | None]
+    properties: NotRequired[dict[str, Any]]
 
 
 class Group(_Base):
     type: Literal["group"]
-    groupId: Identifier  # noqa: N815
-    traits: dict[str, Any] = Field(default_factory=dict)
+    groupId: Identifier
+    traits: NotRequired[dict[str, Any]]
 
 
 class Alias(_Base):
     type: Literal["alias"]
-    previousId: Identifier  # noqa: N815
+    previousId: Identifier
 
 
-Message = Annotated[
-    Track | Identify | Page | Screen | Group | Alias, Field(discriminator="type")
-]
+Message = Annotated[Track | Identify | Page | Screen | Group | Alias, Field(discriminator="type")]
 _ADAPTER: TypeAdapter[Track | Identify | Page | Screen | Group | Alias] = TypeAdapter(Message)
 
 
@@ -129,7 +129,7 @@ def validate_message(raw: object, *, prefix: str = "") -> dict[str, Any]:
             hint="fix the listed fields; the Segment spec is at https://segment.com/docs/connections/spec/",
             problems=problems,
         ) from None
-    out = model.model_dump(exclude_none=True)
+    out: dict[str, Any] = {k: v for k, v in model.items() if v is not None}
     if not out.get("userId") and not out.get("anonymousId"):
         raise InvalidInput(
             "message has neither userId nor anonymousId",

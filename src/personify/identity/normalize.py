@@ -59,6 +59,8 @@ def normalize_phone(value: object, default_region: str = "US") -> str | None:
     """
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
+    if isinstance(value, int) and value < 0:  # the parser would silently drop the sign
+        return None
     text = str(value).strip()
     if not text or len(text) > MAX_PHONE_LENGTH:
         return None

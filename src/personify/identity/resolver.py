@@ -24,7 +24,6 @@ from typing import Any
 
 from personify.identity.normalize import JunkFilter, normalize_email, normalize_phone
 from personify.profiles.records import IDENTITY_KINDS, combine_computed, new_profile, set_trait
-from personify.storage.memory import LruCache
 from personify.storage.ports import ProfileChanges, ProfileStore
 
 Key = tuple[str, str]
@@ -60,8 +59,8 @@ class Resolver:
         self.reset()
 
     def reset(self) -> None:
-        self._docs = LruCache(self._cache_size)
-        self._ident = LruCache(self._cache_size * 2)
+        self._docs = _Bounded(self._cache_size)
+        self._ident = _Bounded(self._cache_size * 2)
         self.changes = ProfileChanges()
 
     # -- keys ---------------------------------------------------------------------------
@@ -93,40 +92,34 @@ class Resolver:
         )
 
     # -- working set ----------------------------------------------------------------------
-    def prefetch(self, messages: Iterable[Mapping[str, Any]]) -> None:
+    def prefetch(self, messages: Iterable[tuple[Mapping[str, Any], list[Key]]]) -> None:
         """Load from the store, in bulk, the identities and profiles a batch will touch."""
         missing: list[Key] = []
-        for m in messages:
-            keys = self.keys_of(m)
+        for m, keys in messages:
             if m.get("type") == "alias":
                 prev = self._junk.clean(m.get("previousId"))
                 if prev is not None:
                     keys += [("user_id", prev), ("anonymous_id", prev)]
-            missing.extend(k for k in keys if self._ident.get(self._ck(k)) is None)
+            missing.extend(k for k in keys if self._ident.get(k) is None)
         if not missing:
             return
         found = self._store.lookup_many(missing)
-        for key, pid in found.items():
-            self._ident.set(self._ck(key), pid)
+        for key in missing:
+            # "" marks a key known to be absent: this processor is the graph's only writer.
+            self._ident.set(key, found.get(key, ""))
         need = [pid for pid in set(found.values()) if self._docs.get(pid) is None]
         for pid, doc in self._store.get_many(need).items():
             self._docs.set(pid, doc)
 
-    @staticmethod
-    def _ck(key: Key) -> str:
-        return key[0] + "\x00" + key[1]
-
     def lookup(self, key: Key) -> str | None:
-        pid = self._ident.get(self._ck(key))
+        pid = self.changes.identities.get(key) or self._ident.get(key)
         if pid is None:
-            pid = self._store.lookup_many([key]).get(key)
-            if pid is None:
-                return None
-            self._ident.set(self._ck(key), pid)
-        return self.survivor(pid)
+            pid = self._store.lookup_many([key]).get(key, "")
+            self._ident.set(key, pid)
+        return self.survivor(pid) if pid else None
 
     def doc(self, pid: str) -> dict[str, Any]:
-        doc = self._docs.get(pid)
+        doc = self.changes.profiles.get(pid) or self._docs.get(pid)
         if doc is None:
             doc = self._store.get_many([pid])[pid]
             self._docs.set(pid, doc)
@@ -150,7 +143,7 @@ class Resolver:
             kind, value = key
             if value not in doc["identities"][kind]:
                 doc["identities"][kind].append(value)
-            self._ident.set(self._ck(key), pid)
+            self._ident.set(key, pid)
             self.changes.identities[key] = pid
         self._touch(doc)
 
@@ -195,55 +188,52 @@ class Resolver:
         )
 
     # -- resolution -------------------------------------------------------------------------
-    def resolve(self, message: Mapping[str, Any], at: str) -> str:
+    def resolve(self, message: Mapping[str, Any], at: str, keys: list[Key] | None = None) -> str:
         """The profile a message belongs to, linking and merging as the rules say."""
         mid = str(message["messageId"])
         if message.get("type") == "alias":
             return self._resolve_alias(message, mid, at)
-        keys = self.keys_of(message)
+        if keys is None:
+            keys = self.keys_of(message)
         found = {k: pid for k in keys if (pid := self.lookup(k)) is not None}
         pids = list(dict.fromkeys(found.values()))
-        unmapped = [k for k in keys if k not in found]
-        user_key = keys[0] if keys and keys[0][0] == "user_id" else None
         if not pids:
             return self._create(mid, at, keys)
+        if len(pids) == 1 and len(found) == len(keys):
+            return pids[0]  # the common case: every identity already on one profile
+        user = keys[0][1] if keys[0][0] == "user_id" else None
         users = {p: self.doc(p)["identities"]["user_id"] for p in pids}
-        if len(pids) == 1:
-            pid = pids[0]
-            if user_key is not None and user_key not in found and users[pid]:
-                new = self._create(mid, at, unmapped, salt="conflict")
-                self._conflict(
-                    [pid, new],
-                    f"{user_key[1]!r} shares an identity with user {users[pid][0]!r}; kept apart",
-                    mid,
-                    at,
-                )
-                return new
-            self._attach(pid, unmapped)
-            return pid
-        owners = [p for p in pids if users[p]]
-        if len(owners) <= 1:
-            survivor = owners[0] if owners else min(pids, key=lambda p: self.doc(p)["created_at"])
-            for p in pids:
-                if p != survivor:
-                    self._merge(survivor, p, "identify", mid, at)
-            self._attach(survivor, unmapped)
-            return survivor
-        # Two known users share identities: never merge silently.
-        strongest = user_key if user_key in found else next(k for k in keys if k in found)
-        target = found[strongest]
-        for p in pids:
-            if not users[p] and p != target:
-                self._merge(target, p, "identify", mid, at)
-        self._attach(target, unmapped)
-        self._conflict(
-            owners,
-            "identities of one message belong to different users "
-            + ", ".join(repr(users[p][0]) for p in owners)
-            + "; not merged",
-            mid,
-            at,
-        )
+        if user is not None:
+            # Profiles of other users are never merged into this user's profile.
+            foreign = [p for p in pids if users[p] and user not in users[p]]
+            compatible = [p for p in pids if p not in foreign]
+        else:
+            owners = [p for p in pids if users[p]]
+            strongest = found[next(k for k in keys if k in found)]
+            foreign = [p for p in owners if p != strongest] if len(owners) > 1 else []
+            compatible = [p for p in pids if p not in foreign]
+        if compatible:
+            own = [p for p in compatible if users[p]]
+            target = own[0] if own else min(compatible, key=lambda p: self.doc(p)["created_at"])
+            for p in compatible:
+                if p != target:
+                    self._merge(target, p, "identify", mid, at)
+        else:
+            target = ""
+        unmapped = [k for k in keys if k not in found]
+        if not target:
+            target = self._create(mid, at, unmapped, salt="conflict")
+        else:
+            self._attach(target, unmapped)
+        if foreign:
+            others = ", ".join(repr(users[p][0]) for p in foreign)
+            self._conflict(
+                [target, *foreign],
+                f"identities of {user or 'this visitor'!r} also belong to user {others}; "
+                "kept apart",
+                mid,
+                at,
+            )
         return target
 
     def _resolve_alias(self, message: Mapping[str, Any], mid: str, at: str) -> str:
@@ -293,3 +283,21 @@ class Resolver:
         doc = self.doc(pid)
         self._touch(doc)
         return doc
+
+
+class _Bounded:
+    """A bounded map for the single-threaded working set (oldest entries evicted first)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = max(size, 16)
+        self._data: dict[Any, Any] = {}
+
+    def get(self, key: Any) -> Any | None:
+        return self._data.get(key)
+
+    def set(self, key: Any, value: Any) -> None:
+        data = self._data
+        data[key] = value
+        if len(data) > self._size:
+            for old in list(data)[: self._size // 10 or 1]:
+                del data[old]

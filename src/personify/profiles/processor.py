@@ -90,14 +90,19 @@ class Processor:
 
     def _process(self, records: list[LogRecord]) -> None:
         messages = [orjson.loads(r.payload) for r in records]
-        self._resolver.prefetch(m for r, m in zip(records, messages, strict=True) if r.offset > self._pcp)
+        keys = [self._resolver.keys_of(m) for m in messages]
+        self._resolver.prefetch(
+            (m, k)
+            for r, m, k in zip(records, messages, keys, strict=True)
+            if r.offset > self._pcp
+        )
         rows: list[dict[str, Any]] = []
         touched: set[str] = set()
-        for rec, msg in zip(records, messages, strict=True):
+        for rec, msg, msg_keys in zip(records, messages, keys, strict=True):
             at: str = msg["timestamp"]
             session_id: str | None = None
             if rec.offset > self._pcp:
-                pid = self._resolver.resolve(msg, at)
+                pid = self._resolver.resolve(msg, at, msg_keys)
                 session_id = self._update_profile(pid, msg, at)
                 touched.add(pid)
             else:

@@ -47,7 +47,9 @@ ORDER_REFUNDED = "Order Refunded"
 
 def iso(ts: datetime) -> str:
     """Uniform ISO text for a timestamp: UTC, microseconds, ``Z``."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_iso(text: str) -> datetime:

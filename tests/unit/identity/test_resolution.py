@@ -98,3 +98,18 @@ def test_alias_merges_the_previous_identity_into_the_new_user(p: Personify) -> N
 def test_phone_numbers_are_matched_in_e164(p: Personify) -> None:
     send(p, "identify", userId="u1", traits={"phone": "(415) 555-2671"})
     assert p.profile_by("phone", "+1 415 555 2671")["profile_id"] == p.lookup("user_id", "u1")
+
+
+def test_a_new_user_sharing_a_phone_with_another_user_gets_their_own_profile(
+    p: Personify,
+) -> None:
+    send(p, "identify", userId="zoe", anonymousId="zoe-laptop", traits={"phone": "+15125550181"})
+    send(p, "page", anonymousId="maya-phone", name="Home")
+    send(p, "identify", userId="maya", anonymousId="maya-phone", traits={"phone": "+15125550181"})
+    zoe, maya = p.profile_by("user_id", "zoe"), p.profile_by("user_id", "maya")
+    assert zoe["profile_id"] != maya["profile_id"]
+    assert zoe["identities"]["user_id"] == ["zoe"]
+    # Maya's anonymous browsing still merged into her own profile.
+    assert maya["identities"]["anonymous_id"] == ["maya-phone"]
+    assert maya["computed"]["event_counts"]["page"] == 1
+    assert maya["history"]["conflicts"] and "zoe" in maya["history"]["conflicts"][0]["detail"]

@@ -30,6 +30,10 @@ TableKind = Literal["parquet", "csv", "xlsx"]
 LIBRARY_NAME = "personify-import"
 LIBRARY_VERSION = "1"
 
+# Tried in turn on dates written as text: ISO, then the month-first style of the original UCI
+# CSV export ("12/1/2010 8:26"), then anything dateutil understands (slow, so last).
+DATE_FORMATS = ("ISO8601", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "mixed")
+
 _SUFFIXES: tuple[tuple[str, TableKind], ...] = (
     (".parquet", "parquet"),
     (".csv.gz", "csv"),
@@ -189,3 +193,28 @@ def clean_text(value: object) -> str | None:
     if isinstance(value, float):
         return None if np.isnan(value) else str(int(value)) if value.is_integer() else str(value)
     return str(value)
+
+
+def naive_times(column: pd.Series) -> tuple[pd.Series, bool]:
+    """A column of dates as naive datetime64, and whether those are UTC (aware input).
+
+    Naive input stays naive for the caller to place in its timezone. Text is parsed once per
+    distinct value with each of :data:`DATE_FORMATS` in turn; unparseable cells become NaT.
+
+    >>> naive_times(pd.Series(["12/1/2010 8:26", "2011-06-01 09:30", "?"]))[0].tolist()
+    [Timestamp('2010-12-01 08:26:00'), Timestamp('2011-06-01 09:30:00'), NaT]
+    """
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.dt.tz_convert("UTC").dt.tz_localize(None), True
+    if pd.api.types.is_datetime64_dtype(column):
+        return column.astype("datetime64[ns]"), False
+    codes, uniques = pd.factorize(text_column(column), use_na_sentinel=True)
+    distinct = pd.Series(uniques, dtype=object)  # parse each distinct date once
+    parsed = pd.Series(pd.NaT, index=distinct.index, dtype="datetime64[ns]")
+    for date_format in DATE_FORMATS:
+        retry = parsed.isna()
+        if not retry.any():
+            break
+        parsed[retry] = pd.to_datetime(distinct[retry], errors="coerce", format=date_format)
+    values = np.append(parsed.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns"))
+    return pd.Series(values[codes], index=column.index), False

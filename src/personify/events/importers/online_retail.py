@@ -30,6 +30,7 @@ from personify.events.importers.base import (
     ImportStats,
     first_data_line,
     import_context,
+    naive_times,
     raw_json,
     read_table,
     text_column,
@@ -168,20 +169,6 @@ def _starts_with_c(column: pd.Series) -> np.ndarray[Any, np.dtype[np.bool_]]:
     return flags[codes]
 
 
-def _local_times(column: pd.Series) -> tuple[pd.Series, bool]:
-    """Naive datetimes plus whether they are UTC already (tz-aware input) or shop-local."""
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        return column.dt.tz_convert("UTC").dt.tz_localize(None), True
-    if pd.api.types.is_datetime64_dtype(column):
-        return column.astype("datetime64[ns]"), False
-    text = text_column(column)
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
-    retry = parsed.isna() & text.notna()
-    if retry.any():  # e.g. the original CSV export writes "12/1/2010 8:26" (month first)
-        parsed[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed")
-    return parsed.astype("datetime64[ns]"), False
-
-
 @dataclass
 class _Lines:
     """The file's columns, cleaned to plain values (None/NaN/NaT where unusable)."""
@@ -202,7 +189,7 @@ class _Lines:
 def _clean_lines(frame: pd.DataFrame) -> _Lines:
     name = text_column(frame["Description"])
     missing_name = (name.isna() | (name == "nan")).astype(bool)
-    when, is_utc = _local_times(frame["InvoiceDate"])
+    when, is_utc = naive_times(frame["InvoiceDate"])
     return _Lines(
         invoice=text_column(frame["InvoiceNo"]),
         stock=text_column(frame["StockCode"]),

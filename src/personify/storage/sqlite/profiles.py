@@ -24,7 +24,6 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -90,7 +89,11 @@ class SqlProfileStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._mark = "%s" if engine.dialect.name == "postgresql" else "?"
         metadata.create_all(engine)
+
+    def _marks(self, n: int) -> str:
+        return ", ".join([self._mark] * n)
 
     def get_many(self, profile_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(profile_ids))
@@ -98,64 +101,53 @@ class SqlProfileStore:
         with self._engine.connect() as con:
             for i in range(0, len(ids), _CHUNK):
                 chunk = ids[i : i + _CHUNK]
-                rows = con.execute(
-                    select(profiles_t.c.profile_id, profiles_t.c.doc).where(
-                        profiles_t.c.profile_id.in_(chunk)
-                    )
+                rows = con.exec_driver_sql(
+                    f"SELECT profile_id, doc FROM profiles WHERE profile_id IN "
+                    f"({self._marks(len(chunk))})",
+                    tuple(chunk),
                 )
                 for pid, doc in rows:
                     out[pid] = orjson.loads(doc)
         return out
 
     def lookup_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        wanted = list(dict.fromkeys(keys))
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in dict.fromkeys(keys):
+            by_kind.setdefault(kind, []).append(value)
         out: dict[tuple[str, str], str] = {}
         with self._engine.connect() as con:
-            for i in range(0, len(wanted), _CHUNK):
-                chunk = wanted[i : i + _CHUNK]
-                rows = con.execute(
-                    select(identities_t.c.kind, identities_t.c.value, identities_t.c.profile_id)
-                    .where(tuple_(identities_t.c.kind, identities_t.c.value).in_(chunk))
-                )
-                for kind, value, pid in rows:
-                    out[(kind, value)] = pid
+            for kind, values in by_kind.items():
+                for i in range(0, len(values), _CHUNK):
+                    chunk = values[i : i + _CHUNK]
+                    rows = con.exec_driver_sql(
+                        f"SELECT value, profile_id FROM identities WHERE kind = {self._mark} "
+                        f"AND value IN ({self._marks(len(chunk))})",
+                        (kind, *chunk),
+                    )
+                    for value, pid in rows:
+                        out[(kind, value)] = pid
         return out
 
     def apply(self, changes: ProfileChanges, checkpoint: int | None = None) -> None:
         now = datetime.now(UTC).isoformat()
+        m = self._mark
         with self._engine.begin() as con:
             if changes.profiles:
-                rows = [
-                    {
-                        "profile_id": pid,
-                        "doc": orjson.dumps(doc).decode(),
-                        "merged_into": doc.get("merged_into"),
-                        "updated_at": now,
-                    }
-                    for pid, doc in changes.profiles.items()
-                ]
-                stmt = self._insert(profiles_t)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[profiles_t.c.profile_id],
-                    set_={
-                        "doc": stmt.excluded.doc,
-                        "merged_into": stmt.excluded.merged_into,
-                        "updated_at": stmt.excluded.updated_at,
-                    },
-                )
-                con.execute(stmt, rows)
-            if changes.identities:
-                stmt = self._insert(identities_t)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[identities_t.c.kind, identities_t.c.value],
-                    set_={"profile_id": stmt.excluded.profile_id},
-                )
-                con.execute(
-                    stmt,
+                con.exec_driver_sql(
+                    f"INSERT INTO profiles (profile_id, doc, merged_into, updated_at) "
+                    f"VALUES ({m}, {m}, {m}, {m}) ON CONFLICT (profile_id) DO UPDATE SET "
+                    "doc = excluded.doc, merged_into = excluded.merged_into, "
+                    "updated_at = excluded.updated_at",
                     [
-                        {"kind": k, "value": v, "profile_id": pid}
-                        for (k, v), pid in changes.identities.items()
+                        (pid, orjson.dumps(doc).decode(), doc.get("merged_into"), now)
+                        for pid, doc in changes.profiles.items()
                     ],
+                )
+            if changes.identities:
+                con.exec_driver_sql(
+                    f"INSERT INTO identities (kind, value, profile_id) VALUES ({m}, {m}, {m}) "
+                    "ON CONFLICT (kind, value) DO UPDATE SET profile_id = excluded.profile_id",
+                    [(k, v, pid) for (k, v), pid in changes.identities.items()],
                 )
             if changes.merges:
                 con.execute(

@@ -1,0 +1,17 @@
+"""``make bench [NAME=...]``: run one benchmark or all of them."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+NAMES = ["ingest"]
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    wanted = sys.argv[1:] or NAMES
+    for name in wanted:
+        if name not in NAMES:
+            raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)}")
+        importlib.import_module(name).main()
