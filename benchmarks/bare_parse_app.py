@@ -18,5 +18,7 @@ def health() -> dict[str, Any]:
 @app.post("/v1/batch")
 async def batch(request: Request) -> Response:
     body = orjson.loads(await request.body())
-    return Response(orjson.dumps({"success": True, "received": len(body["batch"])}),
-                    media_type="application/json")
+    return Response(
+        orjson.dumps({"success": True, "received": len(body["batch"])}),
+        media_type="application/json",
+    )

@@ -28,10 +28,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(argv: Sequence[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_server(
+    argv: Sequence[str], port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, *argv], env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, *argv],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -65,7 +69,9 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def write_results(name: str, protocol: str, figures: dict[str, float], extra: dict[str, Any]) -> Path:
+def write_results(
+    name: str, protocol: str, figures: dict[str, float], extra: dict[str, Any]
+) -> Path:
     RESULTS.mkdir(exist_ok=True)
     out = {
         "name": name,

@@ -69,15 +69,24 @@ def make_batches(seed: int) -> tuple[list[bytes], list[str | None]]:
                 "messageId": uuid.uuid4().hex,
                 "anonymousId": f"anon-{user}",
                 "timestamp": "2026-11-01T10:00:00.000Z",
-                "context": {"userAgent": UA, "timezone": "Europe/Paris", "ip": "203.0.113.9",
-                            "library": {"name": "bench", "version": "1"}},
+                "context": {
+                    "userAgent": UA,
+                    "timezone": "Europe/Paris",
+                    "ip": "203.0.113.9",
+                    "library": {"name": "bench", "version": "1"},
+                },
             }
             if user % 3 == 0:
                 msg["userId"] = f"user-{user}"
             if kind == "track":
                 msg["event"] = rng.choice(("Product Viewed", "Product Added", "Order Completed"))
-                msg["properties"] = {"product_id": f"sku-{rng.randrange(500)}", "price": 19.99,
-                                     "quantity": 1, "revenue": 19.99, "currency": "EUR"}
+                msg["properties"] = {
+                    "product_id": f"sku-{rng.randrange(500)}",
+                    "price": 19.99,
+                    "quantity": 1,
+                    "revenue": 19.99,
+                    "currency": "EUR",
+                }
             elif kind == "page":
                 msg["name"] = "Product"
                 msg["properties"] = {"path": "/p/1", "url": "https://shop.example/p/1"}
@@ -88,15 +97,20 @@ def make_batches(seed: int) -> tuple[list[bytes], list[str | None]]:
         marker = None
         if b % 10 == 0:
             marker = f"marker-{run}-{b}"
-            batch[-1] = {"type": "track", "userId": marker, "event": "Marker",
-                         "messageId": uuid.uuid4().hex}
+            batch[-1] = {
+                "type": "track",
+                "userId": marker,
+                "event": "Marker",
+                "messageId": uuid.uuid4().hex,
+            }
         bodies.append(orjson.dumps({"batch": batch, "sentAt": "2026-11-01T10:00:00.000Z"}))
         markers.append(marker)
     return bodies, markers
 
 
-def send_all(url: str, bodies: list[bytes], markers: list[str | None],
-             on_marker: Any = None) -> float:
+def send_all(
+    url: str, bodies: list[bytes], markers: list[str | None], on_marker: Any = None
+) -> float:
     """Send every body from SENDERS connections; return the wall time."""
     next_index = iter(range(len(bodies)))
     lock = threading.Lock()
@@ -109,8 +123,11 @@ def send_all(url: str, bodies: list[bytes], markers: list[str | None],
                     i = next(next_index, None)
                 if i is None:
                     return
-                resp = client.post(f"{url}/v1/batch", content=bodies[i],
-                                   headers={"Content-Type": "application/json"})
+                resp = client.post(
+                    f"{url}/v1/batch",
+                    content=bodies[i],
+                    headers={"Content-Type": "application/json"},
+                )
                 if resp.status_code != 200:
                     failures.append(resp.text[:200])
                 elif on_marker is not None and markers[i] is not None:
@@ -182,16 +199,30 @@ def ingest_runs() -> dict[str, Any]:
         events = BATCHES * BATCH_SIZE
         port = free_port()
         bare = start_server(
-            ["-m", "uvicorn", "bare_parse_app:app", "--port", str(port), "--log-level",
-             "warning", "--app-dir", str(Path(__file__).parent)], port)
+            [
+                "-m",
+                "uvicorn",
+                "bare_parse_app:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--app-dir",
+                str(Path(__file__).parent),
+            ],
+            port,
+        )
         try:
             bare_rates.append(events / send_all(f"http://127.0.0.1:{port}", bodies, markers))
         finally:
             stop(bare)
         with tempfile.TemporaryDirectory() as data:
             port = free_port()
-            env = {"PERSONIFY_DATA_DIR": data, "PERSONIFY_WRITE_KEYS": WRITE_KEY,
-                   "PERSONIFY_ADMIN_KEY": ADMIN_KEY}
+            env = {
+                "PERSONIFY_DATA_DIR": data,
+                "PERSONIFY_WRITE_KEYS": WRITE_KEY,
+                "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
+            }
             srv = start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env)
             url = f"http://127.0.0.1:{port}"
             try:
@@ -206,8 +237,10 @@ def ingest_runs() -> dict[str, Any]:
                 health = httpx.get(f"{url}/health").json()
             finally:
                 stop(srv)
-        print(f"run {run + 1}: {rates[-1]:,.0f} ev/s (bare {bare_rates[-1]:,.0f}), "
-              f"lag p99 {percentile(poller.lags, 99):.2f}s, health {health}")
+        print(
+            f"run {run + 1}: {rates[-1]:,.0f} ev/s (bare {bare_rates[-1]:,.0f}), "
+            f"lag p99 {percentile(poller.lags, 99):.2f}s, health {health}"
+        )
     return {"rates": rates, "bare": bare_rates, "lags": lags, "lookups": lookups}
 
 
@@ -221,7 +254,8 @@ def import_runs(datasets: Path | None) -> list[float]:
             t0 = time.perf_counter()
             subprocess.run(
                 [sys.executable, "-m", "personify.cli", "import", "online-retail", str(path)],
-                check=True, env={**__import__("os").environ, "PERSONIFY_DATA_DIR": data},
+                check=True,
+                env={**__import__("os").environ, "PERSONIFY_DATA_DIR": data},
                 stdout=subprocess.DEVNULL,
             )
             times.append(time.perf_counter() - t0)
@@ -247,14 +281,21 @@ def main() -> None:
             "bare_parse_events_per_s": [round(r) for r in ingest["bare"]],
             "online_retail_import_s": [round(t, 1) for t in imports],
         },
-        "ratio_to_bare_parse": round(figures["events_per_s"] / figures["bare_parse_events_per_s"], 3),
+        "ratio_to_bare_parse": round(
+            figures["events_per_s"] / figures["bare_parse_events_per_s"], 3
+        ),
         "markers": len(ingest["lags"]),
         "profile_lag_median_s": round(median(ingest["lags"]), 3) if ingest["lags"] else None,
         "profile_lookup_median_ms": round(median(ingest["lookups"]) * 1000, 2),
     }
     path = write_results("ingest", __doc__ or "", figures, extra)
-    print_table("ingest", [(k, f"{v:,}") for k, v in {**figures, **{
-        "ratio_to_bare_parse": extra["ratio_to_bare_parse"]}}.items()])
+    print_table(
+        "ingest",
+        [
+            (k, f"{v:,}")
+            for k, v in {**figures, **{"ratio_to_bare_parse": extra["ratio_to_bare_parse"]}}.items()
+        ],
+    )
     print(f"wrote {path}")
 
 

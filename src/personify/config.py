@@ -27,6 +27,16 @@ class CollectSettings(_Group):
     max_message_bytes: int = Field(32 * 1024, description="Largest accepted message (JSON bytes).")
     max_batch_bytes: int = Field(500 * 1024, description="Largest accepted batch request body.")
     max_batch_messages: int = Field(2500, description="Most messages accepted in one batch.")
+    max_processing_lag: int = Field(
+        2500,
+        description=(
+            "Backpressure: while more accepted messages than this wait for the processor, "
+            "HTTP collection waits before accepting more, so profiles stay fresh."
+        ),
+    )
+    backpressure_timeout_s: float = Field(
+        10.0, description="Longest a request waits for the processor before answering 503."
+    )
     max_decompressed_bytes: int = Field(
         2 * 1024 * 1024, description="Largest body accepted after gzip decompression."
     )
@@ -37,8 +47,23 @@ class IdentitySettings(_Group):
 
     junk_values: list[str] = Field(
         default=[
-            "", "null", "none", "nil", "undefined", "anonymous", "unknown", "guest", "0", "-1",
-            "n/a", "na", "test", "[object object]", "nan", "false", "true",
+            "",
+            "null",
+            "none",
+            "nil",
+            "undefined",
+            "anonymous",
+            "unknown",
+            "guest",
+            "0",
+            "-1",
+            "n/a",
+            "na",
+            "test",
+            "[object object]",
+            "nan",
+            "false",
+            "true",
             "00000000-0000-0000-0000-000000000000",
         ],
         description="Identifier values never used to link or merge profiles (compared lower-case).",

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,7 @@ import orjson
 
 from personify.clock import Clock
 from personify.config import Settings
-from personify.errors import InvalidInput, NotFound
+from personify.errors import InvalidInput, NotFound, Unavailable
 from personify.events.collector import BatchResult, Collector
 from personify.identity.normalize import normalize_email, normalize_phone
 from personify.profiles.processor import Processor
@@ -84,22 +86,64 @@ class Personify:
         self.close()
 
     # -- collection -------------------------------------------------------------------------
+    async def wait_for_capacity(self) -> None:
+        """Backpressure for the HTTP collector: wait while the processor is too far behind.
+
+        Raises :class:`Unavailable` (503, clients retry) if it stays behind for too long.
+        Nothing has been accepted at that point, so nothing is lost.
+        """
+        limits = self.settings.collect
+        if not self.processor.running or self.processor.lag() <= limits.max_processing_lag:
+            return
+        deadline = time.monotonic() + limits.backpressure_timeout_s
+        while self.processor.lag() > limits.max_processing_lag:
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"profile processing is {self.processor.lag()} messages behind",
+                    hint="retry with backoff (Segment SDKs do this on 503)",
+                )
+            await asyncio.sleep(0.005)
+
     def send(self, kind: str, message: Mapping[str, Any], source: str = "python") -> dict[str, Any]:
         """Accept one Segment message of ``kind`` (raises :class:`InvalidInput` if invalid)."""
         return self.collector.accept_one(message, kind, source)
 
-    def track(self, *, event: str, user_id: str | None = None, anonymous_id: str | None = None,
-              properties: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-        return self.send("track", _message(user_id, anonymous_id, event=event,
-                                           properties=dict(properties or {}), **fields))
+    def track(
+        self,
+        *,
+        event: str,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        return self.send(
+            "track",
+            _message(
+                user_id, anonymous_id, event=event, properties=dict(properties or {}), **fields
+            ),
+        )
 
-    def identify(self, *, user_id: str | None = None, anonymous_id: str | None = None,
-                 traits: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-        return self.send("identify", _message(user_id, anonymous_id, traits=dict(traits or {}),
-                                              **fields))
+    def identify(
+        self,
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        traits: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        return self.send(
+            "identify", _message(user_id, anonymous_id, traits=dict(traits or {}), **fields)
+        )
 
-    def page(self, *, name: str | None = None, user_id: str | None = None,
-             anonymous_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    def page(
+        self,
+        *,
+        name: str | None = None,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
         return self.send("page", _message(user_id, anonymous_id, name=name, **fields))
 
     def alias(self, *, user_id: str, previous_id: str, **fields: Any) -> dict[str, Any]:
@@ -136,19 +180,25 @@ class Personify:
             raise InvalidInput(f"{value!r} is not a valid {kind}")
         pid = self.stores.profiles.lookup_many([(kind, key_value)]).get((kind, key_value))
         if pid is None:
-            raise NotFound(f"no profile has {kind} {value!r}",
-                           hint="events are processed within seconds; retry shortly")
-        return self._survivor(pid)
+            raise NotFound(
+                f"no profile has {kind} {value!r}",
+                hint="events are processed within seconds; retry shortly",
+            )
+        return pid  # identities move to the survivor on merge, so this profile is live
 
-    def _survivor(self, pid: str) -> str:
+    def _live(self, pid: str) -> dict[str, Any]:
+        """The live profile document for an id, following merges."""
         for _ in range(64):
             doc = self.stores.profiles.get_many([pid]).get(pid)
             if doc is None:
-                raise NotFound(f"no profile {pid!r}")
+                raise NotFound(f"no profile {pid!r}", hint="look it up by an identity instead")
             if not doc.get("merged_into"):
-                return pid
+                return doc
             pid = doc["merged_into"]
-        return pid
+        raise NotFound(f"profile {pid!r} has a merge chain too long to follow")
+
+    def _survivor(self, pid: str) -> str:
+        return str(self._live(pid)["profile_id"])
 
     def profile(self, profile_id: str) -> dict[str, Any]:
         """The unified profile (an id merged away resolves to the surviving profile)."""
@@ -156,10 +206,9 @@ class Personify:
         if cached is not None:
             assert isinstance(cached, dict)
             return cached
-        survivor = self._survivor(profile_id)
-        doc = self.stores.profiles.get_many([survivor])[survivor]
+        doc = self._live(profile_id)
         view = self._view(doc)
-        if survivor == profile_id:
+        if doc["profile_id"] == profile_id:
             self.stores.cache.set(profile_id, view)
         return view
 
@@ -184,49 +233,60 @@ class Personify:
             "history": self.stores.profiles.history(doc["profile_id"]),
         }
 
-    def timeline(self, profile_id: str, limit: int = 100, before: str | None = None) -> list[
-        dict[str, Any]
-    ]:
+    def timeline(
+        self, profile_id: str, limit: int = 100, before: str | None = None
+    ) -> list[dict[str, Any]]:
         """Newest-first events of a profile, including those of profiles merged into it."""
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000")
-        survivor = self._survivor(profile_id)
-        doc = self.stores.profiles.get_many([survivor])[survivor]
-        rows = self.stores.events.timeline([survivor, *doc["merged_from"]], limit, before)
+        doc = self._live(profile_id)
+        rows = self.stores.events.timeline([doc["profile_id"], *doc["merged_from"]], limit, before)
         for row in rows:
             for col in JSON_COLUMNS:
                 row[col] = orjson.loads(row[col]) if row[col] else {}
         return rows
 
     # -- quarantine ---------------------------------------------------------------------------
-    def quarantined(self, status: str | None = "quarantined", limit: int = 100,
-                    offset: int = 0) -> list[dict[str, Any]]:
+    def quarantined(
+        self, status: str | None = "quarantined", limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         return self.stores.quarantine.list(status, limit, offset)
 
     def replay(self, item_id: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Validate a quarantined message again (optionally corrected) and accept it if valid."""
         item = self.stores.quarantine.get(item_id)
         if item is None:
-            raise NotFound(f"no quarantined message {item_id!r}",
-                           hint="list them with `personify quarantine list`")
+            raise NotFound(
+                f"no quarantined message {item_id!r}",
+                hint="list them with `personify quarantine list`",
+            )
         if item["status"] == "replayed":
             return {"id": item_id, "status": "replayed", "accepted": 0}
         raw = dict(payload) if payload is not None else item["payload"]
         try:
             msg = self.collector.normalize(
-                raw, source=item["source"] or "replay",
-                received_at=_parse(item["received_at"]), check_size=False,
+                raw,
+                source=item["source"] or "replay",
+                received_at=_parse(item["received_at"]),
+                check_size=False,
             )
         except InvalidInput as exc:
             self.stores.quarantine.update(
-                item_id, reason=exc.message, problems=[p.as_dict() for p in exc.problems],
+                item_id,
+                reason=exc.message,
+                problems=[p.as_dict() for p in exc.problems],
                 payload=raw,
             )
-            return {"id": item_id, "status": "quarantined", "reason": exc.message,
-                    "problems": [p.as_dict() for p in exc.problems]}
+            return {
+                "id": item_id,
+                "status": "quarantined",
+                "reason": exc.message,
+                "problems": [p.as_dict() for p in exc.problems],
+            }
         new = self.stores.log.publish([(msg["messageId"], orjson.dumps(msg))])
-        self.stores.quarantine.update(item_id, status="replayed", payload=raw,
-                                      replayed_at=iso(self.clock.now()))
+        self.stores.quarantine.update(
+            item_id, status="replayed", payload=raw, replayed_at=iso(self.clock.now())
+        )
         return {"id": item_id, "status": "replayed", "accepted": new}
 
     def stats(self) -> dict[str, Any]:

@@ -27,7 +27,9 @@ def build_stores(settings: Settings) -> Stores:
         from personify.storage.sqlite import SqliteQuarantineStore, SqlProfileStore
         from personify.storage.sqlite.profiles import sqlite_engine
 
-        profiles: ProfileStore = SqlProfileStore(sqlite_engine(f"sqlite:///{data / 'state.sqlite'}"))
+        profiles: ProfileStore = SqlProfileStore(
+            sqlite_engine(f"sqlite:///{data / 'state.sqlite'}")
+        )
         quarantine: QuarantineStore = SqliteQuarantineStore(data / "quarantine.sqlite")
     else:
         profiles = memory.MemoryProfileStore()

@@ -9,8 +9,16 @@ from personify.profiles.records import EVENT_COLUMNS
 
 def _event(mid: str, pid: str, ts: str, **extra: Any) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(EVENT_COLUMNS)
-    row.update(message_id=mid, profile_id=pid, type="track", event="Viewed", timestamp=ts,
-               received_at=ts, local_hour=3, properties='{"a": 1}')
+    row.update(
+        message_id=mid,
+        profile_id=pid,
+        type="track",
+        event="Viewed",
+        timestamp=ts,
+        received_at=ts,
+        local_hour=3,
+        properties='{"a": 1}',
+    )
     row.update(extra)
     return row
 
@@ -33,7 +41,9 @@ def test_timeline_is_newest_first_and_limited_to_the_profiles(event_store: Any) 
 
 
 def test_timeline_pages_back_with_before(event_store: Any) -> None:
-    event_store.append([_event(f"m{i}", "p1", f"2024-01-0{i}T00:00:00.000000Z") for i in range(1, 6)])
+    event_store.append(
+        [_event(f"m{i}", "p1", f"2024-01-0{i}T00:00:00.000000Z") for i in range(1, 6)]
+    )
     page = event_store.timeline(["p1"], limit=2, before="2024-01-04T00:00:00.000000Z")
     assert [r["message_id"] for r in page] == ["m3", "m2"]
 

@@ -1,16 +1,18 @@
-"""SIGKILL during heavy ingestion and during catch-up loses no acknowledged message, duplicates none.
+"""SIGKILL mid-ingestion and mid-catch-up: no acknowledged message lost, none duplicated.
 
 The issue's durability proof, end to end against a real ``personify serve`` subprocess:
 
-1. four threads post 200-message ``track`` batches as fast as they can;
-2. the server is SIGKILLed in the middle of that, so some batches were acknowledged, some
-   were cut off mid-request and some never left the client;
-3. while it is down, its log file must already hold every acknowledged message (HTTP 200 means
-   durable), and nothing that was never sent;
-4. it is restarted and SIGKILLed again while the processor is catching up (so a crash can land
-   between the event-store write and the profile write), then restarted once more;
-5. every batch ever sent is re-delivered, as an SDK retrying would, and must be de-duplicated;
-6. the event store must hold each sent message exactly once and every profile must have counted
+1. four threads post 200-message ``track`` batches as fast as they can, and the server is
+   SIGKILLed in the middle of that: some batches were acknowledged, some were cut off
+   mid-request, some never left the client;
+2. after every kill, while the server is down, its log file must already hold every
+   acknowledged message (HTTP 200 means durable), each once, and nothing never sent;
+3. it is restarted and SIGKILLed again, with the senders still going, while the processor is
+   catching up on the backlog -- aiming at the moment between the processor's event-store
+   commit and its profile commit -- until such a kill has landed (a few rounds at most);
+4. it is restarted once more and every batch ever sent is re-delivered, acknowledged or not, as
+   a retrying SDK would; all of it must be de-duplicated;
+5. the event store must hold each sent message exactly once and every profile must have counted
    each of its messages exactly once.
 """
 
@@ -28,7 +30,6 @@ from typing import Any
 import duckdb
 import httpx2 as httpx
 import pytest
-
 from tests.e2e.conftest import WRITE_KEY, Server, free_port
 
 pytestmark = pytest.mark.slow
@@ -37,16 +38,12 @@ SENDERS = 4
 BATCH_SIZE = 200
 USERS = 300
 EVENT = "Order Completed"
-MIN_ACKED_BATCHES = 24
-MIN_INGEST_SECONDS = 1.5
-MAX_INGEST_SECONDS = 20.0
-CATCH_UP_CRASHES = 2
+MIN_ACKED_BATCHES = 24  # before the first kill
+MIN_INGEST_SECONDS = 1.5  # before the first kill
+MIN_CATCH_UP_CRASHES = 2
+MAX_CATCH_UP_CRASHES = 4  # more rounds only until one kill hit the window between the writes
 
 Message = dict[str, Any]
-
-
-def _user(n: int) -> str:
-    return f"crash-user-{n % USERS:03d}"
 
 
 @dataclass
@@ -55,37 +52,37 @@ class Sender:
 
     url: str
     index: int
-    stop: threading.Event
+    seq: int = 0
     sent: list[list[Message]] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)
     acked_batches: int = 0
     failures: list[str] = field(default_factory=list)
-    ended_by: str = "stop"
+    ended_by: str = ""
 
-    def batch(self, seq: int) -> list[Message]:
+    def batch(self) -> list[Message]:
+        seq, self.seq = self.seq, self.seq + 1
         return [
             {
                 "type": "track",
                 "messageId": f"crash-{self.index}-{seq:05d}-{i:03d}",
-                "userId": _user(self.index * 7 + seq * BATCH_SIZE + i),
+                "userId": f"crash-user-{(self.index * 7 + seq * BATCH_SIZE + i) % USERS:03d}",
                 "event": EVENT,
                 "properties": {"revenue": 1},
             }
             for i in range(BATCH_SIZE)
         ]
 
-    def run(self) -> None:
+    def run(self, stop: threading.Event) -> None:
+        self.ended_by = "stopped"
         auth = httpx.BasicAuth(WRITE_KEY, "")
         with httpx.Client(base_url=self.url, auth=auth, timeout=30.0) as client:
-            seq = 0
-            while not self.stop.is_set():
-                batch = self.batch(seq)
-                seq += 1
+            while not stop.is_set():
+                batch = self.batch()
                 self.sent.append(batch)  # recorded before the request: it may be cut off
                 try:
                     resp = client.post("/v1/batch", json={"batch": batch})
-                except httpx.TransportError as exc:
-                    self.ended_by = f"{type(exc).__name__}: {exc}"
+                except httpx.TransportError as exc:  # the server was killed
+                    self.ended_by = type(exc).__name__
                     return
                 if resp.status_code != 200:
                     self.failures.append(f"HTTP {resp.status_code}: {resp.text[:300]}")
@@ -96,6 +93,50 @@ class Sender:
                     self.failures.append(f"unexpected batch result: {str(body)[:300]}")
                 self.acked.extend(m["messageId"] for m in batch)
                 self.acked_batches += 1
+
+
+class Fleet:
+    """The four senders, started for a round and joined after the kill."""
+
+    def __init__(self, url: str) -> None:
+        self.senders = [Sender(url, i) for i in range(SENDERS)]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=s.run, args=(self._stop,), name=f"sender-{s.index}")
+            for s in self.senders
+        ]
+        for t in self._threads:
+            t.start()
+
+    def alive(self) -> bool:
+        return all(t.is_alive() for t in self._threads)
+
+    def join(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in self._threads)
+        assert [f for s in self.senders for f in s.failures] == []
+
+    @property
+    def acked_batches(self) -> int:
+        return sum(s.acked_batches for s in self.senders)
+
+    @property
+    def batches(self) -> list[list[Message]]:
+        return [b for s in self.senders for b in s.sent]
+
+    @property
+    def sent(self) -> list[str]:
+        return [m["messageId"] for b in self.batches for m in b]
+
+    @property
+    def acked(self) -> list[str]:
+        return [i for s in self.senders for i in s.acked]
 
 
 def _kill(server: Server) -> str:
@@ -121,24 +162,82 @@ def _logged_ids(data_dir: Path) -> list[str]:
 
 
 def _checkpoints(data_dir: Path) -> tuple[int, int]:
-    """(event store, profile store) checkpoints, read while the server is down."""
+    """The (event store, profile store) checkpoints on disk, read while the server is down."""
     with closing(sqlite3.connect(data_dir / "state.sqlite", timeout=30)) as con:
         row = con.execute("SELECT \"offset\" FROM checkpoints WHERE name = 'profiles'").fetchone()
     profiles = int(row[0]) if row else 0
-    con2 = duckdb.connect(str(data_dir / "events.duckdb"))
+    events = duckdb.connect(str(data_dir / "events.duckdb"))
     try:
-        erow = con2.execute("SELECT \"offset\" FROM checkpoints WHERE name = 'events'").fetchone()
+        erow = events.execute("SELECT \"offset\" FROM checkpoints WHERE name = 'events'").fetchone()
     finally:
-        con2.close()
+        events.close()
     return (int(erow[0]) if erow else 0), profiles
 
 
 def _stored_event_ids(data_dir: Path) -> list[str]:
-    con = duckdb.connect(str(data_dir / "events.duckdb"))
+    events = duckdb.connect(str(data_dir / "events.duckdb"))
     try:
-        return [str(r[0]) for r in con.execute("SELECT message_id FROM events").fetchall()]
+        return [str(r[0]) for r in events.execute("SELECT message_id FROM events").fetchall()]
     finally:
-        con.close()
+        events.close()
+
+
+def _round(server: Server, fleet: Fleet, diary: list[str], *, first: bool) -> bool:
+    """Ingest heavily, SIGKILL, check the log on disk; True if the kill split a processor step.
+
+    The processor commits a step's event rows first and its profile changes second. ``events``
+    in /health grows at the first commit while ``processed_up_to`` (the lower checkpoint) moves
+    only at the second; the log has no offset gaps yet (no re-delivery so far), so
+    ``events > processed_up_to`` means the processor is between its two writes, which is when
+    the server is killed if it is seen in time. The checkpoints on disk tell whether it was.
+    """
+    began = time.monotonic()
+    if not first:
+        server.start()
+    started = time.monotonic() - began
+    acked_before = fleet.acked_batches
+    fleet.start()
+    # The first kill comes after a good amount of acknowledged traffic; later ones right away
+    # (the backlog is there), each as soon as the processor is seen between its writes.
+    min_seconds, min_acked = (MIN_INGEST_SECONDS, MIN_ACKED_BATCHES) if first else (0.0, 0)
+    patience = MIN_INGEST_SECONDS + 0.5 if first else 5.0
+    health: dict[str, Any] = {}
+    while True:
+        elapsed = time.monotonic() - began - started
+        health = _health(server)
+        if not fleet.alive():
+            break  # a sender failed: the assertions below say why
+        if elapsed < min_seconds or fleet.acked_batches - acked_before < min_acked:
+            if elapsed > 30:
+                break
+            time.sleep(0.02)
+            continue
+        if int(health["events"]) > int(health["processed_up_to"]) or elapsed > patience:
+            break
+    stderr = _kill(server)  # the senders are still sending
+    fleet.join()
+    assert "Traceback" not in stderr, stderr
+    ingested = time.monotonic() - began - started
+
+    sent, acked = fleet.sent, fleet.acked
+    assert len(set(sent)) == len(sent), "the test itself must send unique ids"
+    assert fleet.acked_batches - acked_before >= min_acked, (
+        f"only {fleet.acked_batches - acked_before} batches acknowledged in {ingested:.1f}s"
+    )
+    logged = _logged_ids(server.data_dir)
+    assert len(logged) == len(set(logged)), "the log holds a message twice"
+    missing = set(acked) - set(logged)
+    assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:5]}"
+    assert set(logged) <= set(sent)
+    ecp, pcp = _checkpoints(server.data_dir)
+    diary.append(
+        f"{'ingestion' if first else 'catch-up'} kill: start {started:.2f}s, ingest "
+        f"{ingested:.2f}s, {fleet.acked_batches - acked_before} batches acked; last health "
+        f"log_head={health['log_head']} processed_up_to={health['processed_up_to']} "
+        f"events={health['events']}; on disk log={len(logged)}/{len(sent)} sent/"
+        f"{len(acked)} acked, events checkpoint={ecp}, profiles checkpoint={pcp}"
+    )
+    return ecp > pcp
 
 
 def _resend(server: Server, batches: list[list[Message]]) -> tuple[int, int]:
@@ -156,142 +255,64 @@ def _resend(server: Server, batches: list[list[Message]]) -> tuple[int, int]:
     return accepted, duplicates
 
 
-def _crash_during_catch_up(server: Server, diary: list[str]) -> bool:
-    """Restart, then SIGKILL while the processor is behind; True if the kill hit the window.
-
-    The processor commits a batch's event rows first and its profile changes second. ``events``
-    in /health grows at the first commit while ``processed_up_to`` (the lower of the two
-    checkpoints) moves only at the second, so seeing the former move without the latter means
-    the processor is between the two writes: that is when the server is killed, if it can be
-    caught there before the backlog is gone.
-    """
-    began = time.monotonic()
-    server.start()
-    started = time.monotonic() - began
-    health = _health(server)
-    first = health
-    events, position = int(health["events"]), int(health["processed_up_to"])
-    deadline = time.monotonic() + 15.0
-    while time.monotonic() < deadline and int(health["lag"]) > 0:
-        health = _health(server)
-        if int(health["processed_up_to"]) != position:
-            events, position = int(health["events"]), int(health["processed_up_to"])
-        elif int(health["events"]) > events:
-            break  # event rows committed, profile changes not yet
-    stderr = _kill(server)
-    ecp, pcp = _checkpoints(server.data_dir)
-    diary.append(
-        f"catch-up crash: started in {started:.2f}s at processed_up_to="
-        f"{first['processed_up_to']} lag={first['lag']}; killed after "
-        f"{time.monotonic() - began:.2f}s seeing events={health['events']} processed_up_to="
-        f"{health['processed_up_to']} lag={health['lag']}; on disk: events checkpoint={ecp}, "
-        f"profiles checkpoint={pcp}"
-    )
-    assert "Traceback" not in stderr, stderr
-    return ecp > pcp
+def _profile_counts(server: Server, users: list[str]) -> dict[str, tuple[int, int]]:
+    """user id -> (event_counts[EVENT], orders) of its profile."""
+    out: dict[str, tuple[int, int]] = {}
+    with httpx.Client(base_url=server.url, headers=server.admin(), timeout=30) as client:
+        for user in users:
+            resp = client.get("/v1/profiles/lookup", params={"user_id": user})
+            assert resp.status_code == 200, resp.text
+            computed = resp.json()["computed"]
+            out[user] = (int(computed["event_counts"].get(EVENT, 0)), int(computed["orders"]))
+    return out
 
 
-def test_sigkill_mid_ingestion_loses_no_ack_and_duplicates_nothing(tmp_path: Path) -> None:
+def test_sigkill_mid_ingestion_and_catch_up_loses_no_ack_duplicates_none(tmp_path: Path) -> None:
     server = Server(tmp_path / "data", free_port())
+    fleet = Fleet(server.url)
     diary: list[str] = []
     try:
         server.start()
-        stop = threading.Event()
-        senders = [Sender(server.url, i, stop) for i in range(SENDERS)]
-        threads = [threading.Thread(target=s.run, name=f"sender-{s.index}") for s in senders]
-        began = time.monotonic()
-        for t in threads:
-            t.start()
-        # Heavy ingestion for a while, with a good number of batches acknowledged first.
-        while True:
-            elapsed = time.monotonic() - began
-            acked_batches = sum(s.acked_batches for s in senders)
-            if elapsed >= MIN_INGEST_SECONDS and acked_batches >= MIN_ACKED_BATCHES:
+        _round(server, fleet, diary, first=True)
+        hits = 0
+        for n in range(MAX_CATCH_UP_CRASHES):
+            hits += _round(server, fleet, diary, first=False)
+            if n + 1 >= MIN_CATCH_UP_CRASHES and hits:
                 break
-            if elapsed > MAX_INGEST_SECONDS or not any(t.is_alive() for t in threads):
-                break
-            time.sleep(0.02)
-        assert all(t.is_alive() for t in threads), [s.ended_by for s in senders]
-        at_kill = _health(server)
-        stderr = _kill(server)  # senders are still sending
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-        assert not any(t.is_alive() for t in threads)
-        assert [f for s in senders for f in s.failures] == []
-        assert "Traceback" not in stderr, stderr
+        diary.append(f"kills that landed between the event and the profile commit: {hits}")
 
-        sent_batches = [b for s in senders for b in s.sent]
-        sent = [m["messageId"] for b in sent_batches for m in b]
-        acked = [i for s in senders for i in s.acked]
-        assert len(set(sent)) == len(sent), "the test itself must send unique ids"
-        assert set(acked) <= set(sent)
-        assert len(acked) // BATCH_SIZE >= MIN_ACKED_BATCHES, (
-            f"only {len(acked) // BATCH_SIZE} batches acknowledged in {elapsed:.1f}s"
-        )
-        diary.append(
-            f"ingested {elapsed:.2f}s: {len(sent_batches)} batches sent, "
-            f"{len(acked) // BATCH_SIZE} acknowledged; at kill {at_kill}; "
-            f"senders ended by {[s.ended_by for s in senders]}"
-        )
-
-        # While down: every acknowledged message is already in the log, each once, and the log
-        # holds nothing that was never sent.
-        logged = _logged_ids(server.data_dir)
-        assert len(logged) == len(set(logged))
-        missing = set(acked) - set(logged)
-        assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:5]}"
-        assert set(logged) <= set(sent)
-        ecp, pcp = _checkpoints(server.data_dir)
-        diary.append(f"after ingestion kill: log={len(logged)} events cp={ecp} profiles cp={pcp}")
-
-        # Crash again (twice) while the processor is catching up on the backlog.
-        hits = [_crash_during_catch_up(server, diary) for _ in range(CATCH_UP_CRASHES)]
-        diary.append(f"kills between the event and the profile write: {sum(hits)}")
-
+        sent = fleet.sent
+        acked = set(fleet.acked)
+        logged = set(_logged_ids(server.data_dir))
         server.start()
         restarted = _health(server)
-        assert int(restarted["log_head"]) >= len(set(acked)), restarted
+        assert int(restarted["log_head"]) >= len(acked), restarted
         assert int(restarted["log_head"]) >= len(logged), restarted
 
         # Re-deliver every batch ever sent, acknowledged or not, as a retrying SDK would.
-        accepted, duplicates = _resend(server, sent_batches)
-        assert accepted + duplicates == len(sent)
-        assert accepted == len(set(sent) - set(logged))
-        assert duplicates == len(logged)
+        accepted, duplicates = _resend(server, fleet.batches)
+        assert (accepted, duplicates) == (len(sent) - len(logged), len(logged))
 
         health = server.wait_caught_up(timeout=60)
-        diary.append(f"final health {health}")
+        diary.append(f"after re-delivery: {health}")
         assert health["processor_error"] is None, health
         assert health["events"] == len(sent), health
-        assert int(health["processed_up_to"]) == int(health["log_head"]), health
 
         # Every profile counted each of its messages exactly once.
-        expected = Counter(m["userId"] for b in sent_batches for m in b)
+        expected = Counter(m["userId"] for b in fleet.batches for m in b)
         assert health["profiles"] == len(expected), health
-        counted: dict[str, int] = {}
-        orders: dict[str, int] = {}
-        with httpx.Client(base_url=server.url, headers=server.admin(), timeout=30) as client:
-            for user in expected:
-                resp = client.get("/v1/profiles/lookup", params={"user_id": user})
-                assert resp.status_code == 200, resp.text
-                computed = resp.json()["computed"]
-                counted[user] = int(computed["event_counts"].get(EVENT, 0))
-                orders[user] = int(computed["orders"])
-        wrong = {u: (counted[u], orders[u], n) for u, n in expected.items() if counted[u] != n}
-        wrong |= {u: (counted[u], orders[u], n) for u, n in expected.items() if orders[u] != n}
-        assert not wrong, f"(event_counts, orders, expected) differ for {len(wrong)} users: " + str(
-            dict(list(wrong.items())[:5])
+        counts = _profile_counts(server, sorted(expected))
+        wrong = {u: (*counts[u], n) for u, n in expected.items() if counts[u] != (n, n)}
+        assert not wrong, (
+            f"(event count, orders, messages sent) differ for {len(wrong)} profiles, e.g. "
+            f"{dict(sorted(wrong.items())[:5])}"
         )
-        assert sum(counted.values()) == sum(orders.values()) == len(sent)
+        assert sum(c for c, _ in counts.values()) == sum(o for _, o in counts.values()) == len(sent)
 
         server.stop()
         stored = _stored_event_ids(server.data_dir)
-        assert len(stored) == len(set(stored)) == len(sent)
+        assert len(stored) == len(set(stored)), "the event store holds a message twice"
         assert set(stored) == set(sent)
-    except BaseException:
-        print("\n".join(diary))
-        raise
     finally:
         server.stop()
-    print("\n".join(diary))
+        print("\n".join(diary))

@@ -6,7 +6,6 @@ import httpx2 as httpx
 import pytest
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
-
 from tests.e2e.conftest import WRITE_KEY, Server
 
 pytestmark = pytest.mark.slow

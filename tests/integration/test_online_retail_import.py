@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from personify.config import Settings
-from personify.events.importers.online_retail import OnlineRetailConverter
 from personify.events.importers.base import ImportProblem
+from personify.events.importers.online_retail import OnlineRetailConverter
 from personify.platform import build
 
 pytestmark = [pytest.mark.datasets, pytest.mark.slow]
@@ -28,8 +28,11 @@ def test_online_retail_import_matches_the_published_facts(
         assert result.accepted == 4_372 + 25_900 and not result.quarantined
         # Known customers plus one anonymous profile per guest invoice.
         guests = converter.stats.extra["invoices"] - len(
-            {m["properties"]["order_id"] for m in items
-             if isinstance(m, dict) and m.get("userId") and m["type"] == "track"}
+            {
+                m["properties"]["order_id"]
+                for m in items
+                if isinstance(m, dict) and m.get("userId") and m["type"] == "track"
+            }
         )
         assert p.stores.profiles.count() == 4_372 + guests
         assert p.stores.events.count() == p.stores.events.count_distinct_messages() == 30_272

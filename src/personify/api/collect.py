@@ -48,7 +48,10 @@ async def batch(request: Request, p: Engine) -> Response:
             f"batch has {len(messages)} messages; the limit is {limits.max_batch_messages}",
             hint="split the batch",
         )
-    defaults = {k: data[k] for k in ("context", "integrations", "sentAt") if k in data}
+    defaults: dict[str, Any] = {
+        k: data[k] for k in ("context", "integrations", "sentAt") if k in data
+    }
+    await p.wait_for_capacity()
     result = await run_in_threadpool(p.collector.accept_batch, messages, source, defaults=defaults)
     return Response(orjson.dumps(result.as_dict()), media_type="application/json")
 
@@ -61,6 +64,7 @@ def _single(kind: str) -> Any:
         source = p.collector.authenticate(
             basic_username(request.headers.get("authorization")), data.get("writeKey")
         )
+        await p.wait_for_capacity()
         return await run_in_threadpool(p.collector.accept_one, data, kind, source)
 
     endpoint.__name__ = kind

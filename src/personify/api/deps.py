@@ -13,7 +13,7 @@ from personify.errors import Unauthorized, Unavailable
 from personify.facade import Personify
 
 
-def engine(request: Request) -> Personify:
+async def engine(request: Request) -> Personify:
     p = request.app.state.personify
     assert isinstance(p, Personify)
     return p
@@ -39,9 +39,7 @@ def basic_username(authorization: str | None) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-def require_admin(
-    p: Engine, authorization: Annotated[str | None, Header()] = None
-) -> None:
+async def require_admin(p: Engine, authorization: Annotated[str | None, Header()] = None) -> None:
     expected = p.settings.admin_key
     if not expected:
         raise Unavailable(

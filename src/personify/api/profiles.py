@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/profiles", tags=["profiles"], dependencies=[Admin
 
 
 @router.get("/lookup")
-def lookup(
+async def lookup(
     p: Engine,
     user_id: str | None = None,
     anonymous_id: str | None = None,
@@ -25,7 +25,10 @@ def lookup(
     given = {
         k: v
         for k, v in {
-            "user_id": user_id, "anonymous_id": anonymous_id, "email": email, "phone": phone
+            "user_id": user_id,
+            "anonymous_id": anonymous_id,
+            "email": email,
+            "phone": phone,
         }.items()
         if v is not None
     }
@@ -39,7 +42,7 @@ def lookup(
 
 
 @router.get("/{profile_id}")
-def get_profile(profile_id: str, p: Engine) -> dict[str, Any]:
+async def get_profile(profile_id: str, p: Engine) -> dict[str, Any]:
     """A unified profile; an id merged into another resolves to the survivor."""
     return p.profile(profile_id)
 

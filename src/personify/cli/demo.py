@@ -37,8 +37,13 @@ def demo(
     spec = StorefrontSpec(customers=customers, days=days, seed=seed)
     started = time.perf_counter()
     p = build(settings)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("collecting events", total=estimate_events(spec))
         p.processor.start()
 
@@ -63,9 +68,10 @@ def demo(
     table.add_row("events stored", f"{stats['events']:,}")
     table.add_row("seconds", f"{time.perf_counter() - started:.1f}")
     console.print(table)
+    write_key = next(iter(settings.write_key_sources()))
     console.print(
-        f"write key: [bold]{settings.write_key_sources() and next(iter(settings.write_key_sources()))}[/]"
-        f"   admin key: [bold]{settings.admin_key}[/]   data: {settings.data_dir}"
+        f"write key: [bold]{write_key}[/]   admin key: [bold]{settings.admin_key}[/]"
+        f"   data: {settings.data_dir}"
     )
     if not serve_after:
         p.close()

@@ -18,8 +18,11 @@ app = typer.Typer(help="Import files: Online Retail, customer CSV, newline-delim
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
 
 
@@ -40,8 +43,10 @@ def run_import(converter: Any, source: str) -> dict[str, Any]:
                     progress.advance(task)
                     if isinstance(item, ImportProblem):
                         problems.append(
-                            {"payload": {"_line": item.line, "_raw": item.raw},
-                             "reason": f"line {item.line}: {item.reason}"}
+                            {
+                                "payload": {"_line": item.line, "_raw": item.raw},
+                                "reason": f"line {item.line}: {item.reason}",
+                            }
                         )
                         continue
                     yield item

@@ -27,8 +27,12 @@ def show(
 
     given = {
         k: v
-        for k, v in {"user_id": user_id, "anonymous_id": anonymous_id, "email": email,
-                     "phone": phone}.items()
+        for k, v in {
+            "user_id": user_id,
+            "anonymous_id": anonymous_id,
+            "email": email,
+            "phone": phone,
+        }.items()
         if v
     }
     if (profile_id is None) == (not given) or len(given) > 1:
@@ -63,6 +67,11 @@ def show(
             rows = p.timeline(pid, limit=events)
             tl = Table("timestamp", "type", "event", "device", "session", title="recent events")
             for e in rows:
-                tl.add_row(e["timestamp"], e["type"], e["event"] or "", e["device_type"] or "",
-                           e["session_id"] or "")
+                tl.add_row(
+                    e["timestamp"],
+                    e["type"],
+                    e["event"] or "",
+                    e["device_type"] or "",
+                    e["session_id"] or "",
+                )
             console.print(tl)

@@ -32,8 +32,13 @@ def list_items(
             return
         table = Table("id", "received", "source", "status", "reason", title="quarantine")
         for item in items:
-            table.add_row(item["id"], item["received_at"], item["source"] or "",
-                          item["status"], item["reason"])
+            table.add_row(
+                item["id"],
+                item["received_at"],
+                item["source"] or "",
+                item["status"],
+                item["reason"],
+            )
         console.print(table)
         console.print(f"{p.stores.quarantine.count()} quarantined in all")
 

@@ -32,7 +32,6 @@ from personify.profiles.records import iso
 from personify.storage.ports import EventLog, QuarantineStore
 
 
-
 @dataclass
 class BatchResult:
     """What happened to a batch: how many were accepted and which were quarantined."""
@@ -52,7 +51,12 @@ class BatchResult:
 
 def content_message_id(raw: Mapping[str, Any]) -> str:
     """A message id derived from the content, for clients that send none (retries dedupe)."""
-    return "h-" + hashlib.blake2b(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    return (
+        "h-"
+        + hashlib.blake2b(
+            orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), digest_size=16
+        ).hexdigest()
+    )
 
 
 class Collector:
@@ -123,7 +127,8 @@ class Collector:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise InvalidInput(
-                f"malformed JSON: {exc}", hint="send a JSON object encoded as UTF-8",
+                f"malformed JSON: {exc}",
+                hint="send a JSON object encoded as UTF-8",
                 problems=[Problem("(body)", str(exc))],
             ) from None
         if not isinstance(data, dict):
@@ -232,8 +237,12 @@ class Collector:
             merged = _merge_defaults(raw, defaults)
             try:
                 msg = self.normalize(
-                    merged, source=source, received_at=received,
-                    prefix=f"batch[{i}].", check_size=check_size, received_iso=received_iso,
+                    merged,
+                    source=source,
+                    received_at=received,
+                    prefix=f"batch[{i}].",
+                    check_size=check_size,
+                    received_iso=received_iso,
                 )
             except InvalidInput as exc:
                 bad.append(
@@ -256,7 +265,9 @@ class Collector:
                     {
                         "index": item["index"],
                         "id": qid,
-                        "messageId": payload.get("messageId") if isinstance(payload, dict) else None,
+                        "messageId": payload.get("messageId")
+                        if isinstance(payload, dict)
+                        else None,
                         "reason": item["reason"],
                         "problems": item["problems"],
                     }
@@ -275,7 +286,9 @@ def _merge_defaults(raw: object, defaults: Mapping[str, Any]) -> Any:
         base = defaults.get(key)
         if isinstance(base, dict):
             own = merged.get(key)
-            merged[key] = {**base, **own} if isinstance(own, dict) else (own if key in merged else dict(base))
+            merged[key] = (
+                {**base, **own} if isinstance(own, dict) else (own if key in merged else dict(base))
+            )
     if "sentAt" not in merged and defaults.get("sentAt") is not None:
         merged["sentAt"] = defaults["sentAt"]
     return merged

@@ -11,10 +11,10 @@ plain dict (camelCase keys as in the spec) that the rest of the engine works wit
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from personify.errors import InvalidInput, Problem
 
@@ -124,8 +124,7 @@ def validate_message(raw: object, *, prefix: str = "") -> dict[str, Any]:
     except ValidationError as exc:
         problems = _problems(exc, prefix)
         raise InvalidInput(
-            "message failed validation: "
-            + "; ".join(f"{p.field} {p.message}" for p in problems),
+            "message failed validation: " + "; ".join(f"{p.field} {p.message}" for p in problems),
             hint="fix the listed fields; the Segment spec is at https://segment.com/docs/connections/spec/",
             problems=problems,
         ) from None

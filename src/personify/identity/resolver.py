@@ -88,7 +88,8 @@ class Resolver:
 
     def usable(self, message: Mapping[str, Any]) -> bool:
         return bool(self.keys_of(message)) or (
-            message.get("type") == "alias" and self._junk.clean(message.get("previousId")) is not None
+            message.get("type") == "alias"
+            and self._junk.clean(message.get("previousId")) is not None
         )
 
     # -- working set ----------------------------------------------------------------------

@@ -70,6 +70,10 @@ class Processor:
         """The offset up to which both stores are current."""
         return min(self._pcp, self._ecp)
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def lag(self) -> int:
         return max(self._log.head() - self.position, 0)
 
@@ -92,9 +96,7 @@ class Processor:
         messages = [orjson.loads(r.payload) for r in records]
         keys = [self._resolver.keys_of(m) for m in messages]
         self._resolver.prefetch(
-            (m, k)
-            for r, m, k in zip(records, messages, keys, strict=True)
-            if r.offset > self._pcp
+            (m, k) for r, m, k in zip(records, messages, keys, strict=True) if r.offset > self._pcp
         )
         rows: list[dict[str, Any]] = []
         touched: set[str] = set()

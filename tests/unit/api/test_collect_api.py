@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from tests.unit.helpers import memory_engine
 
 from personify.api.app import create_app
 from personify.facade import Personify
-from tests.unit.helpers import memory_engine
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
 
@@ -54,8 +54,9 @@ def test_each_single_endpoint_accepts_a_valid_message(
 
 
 def test_write_key_may_come_in_the_body(client: TestClient, engine: Personify) -> None:
-    resp = client.post("/v1/track", content=orjson.dumps(
-        {"writeKey": "wk", "userId": "u1", "event": "E"}))
+    resp = client.post(
+        "/v1/track", content=orjson.dumps({"writeKey": "wk", "userId": "u1", "event": "E"})
+    )
     assert resp.status_code == 200
     engine.drain()
     assert engine.profile_by("user_id", "u1")["computed"]["event_counts"] == {"E": 1}
@@ -65,8 +66,11 @@ def test_write_key_may_come_in_the_body(client: TestClient, engine: Personify) -
     ("headers", "body", "message"),
     [
         ({}, {"userId": "u", "event": "E"}, "missing write key"),
-        ({"Authorization": "Basic " + base64.b64encode(b"nope:").decode()},
-         {"userId": "u", "event": "E"}, "unknown write key"),
+        (
+            {"Authorization": "Basic " + base64.b64encode(b"nope:").decode()},
+            {"userId": "u", "event": "E"},
+            "unknown write key",
+        ),
         ({"Authorization": "Basic %%%"}, {"userId": "u", "event": "E"}, "malformed Basic"),
     ],
 )
@@ -107,13 +111,17 @@ def test_malformed_json_gets_400(client: TestClient) -> None:
 
 
 def test_a_message_over_32kb_gets_413(client: TestClient) -> None:
-    resp = post(client, "/v1/track", {"userId": "u", "event": "E", "properties": {"x": "a" * 33_000}})
+    resp = post(
+        client, "/v1/track", {"userId": "u", "event": "E", "properties": {"x": "a" * 33_000}}
+    )
     assert resp.status_code == 413
 
 
 def test_batch_over_500kb_or_2500_messages_gets_413(client: TestClient) -> None:
-    big = {"batch": [{"type": "track", "userId": "u", "event": "E",
-                      "properties": {"x": "a" * 20_000}}] * 30}
+    big = {
+        "batch": [{"type": "track", "userId": "u", "event": "E", "properties": {"x": "a" * 20_000}}]
+        * 30
+    }
     assert post(client, "/v1/batch", big).status_code == 413
     many = {"batch": [{"type": "track", "userId": "u", "event": "E"}] * 2501}
     resp = post(client, "/v1/batch", many)
@@ -121,10 +129,21 @@ def test_batch_over_500kb_or_2500_messages_gets_413(client: TestClient) -> None:
 
 
 def test_gzip_batches_are_accepted(client: TestClient, engine: Personify) -> None:
-    body = gzip.compress(orjson.dumps({"batch": [
-        {"type": "track", "userId": "u1", "event": "E", "messageId": "m1"},
-        {"type": "identify", "userId": "u1", "traits": {"name": "Ada"}, "messageId": "m2"},
-    ]}))
+    body = gzip.compress(
+        orjson.dumps(
+            {
+                "batch": [
+                    {"type": "track", "userId": "u1", "event": "E", "messageId": "m1"},
+                    {
+                        "type": "identify",
+                        "userId": "u1",
+                        "traits": {"name": "Ada"},
+                        "messageId": "m2",
+                    },
+                ]
+            }
+        )
+    )
     resp = client.post("/v1/batch", content=body, headers={**AUTH, "Content-Encoding": "gzip"})
     assert resp.status_code == 200, resp.text
     assert resp.json()["accepted"] == 2
@@ -139,13 +158,15 @@ def test_truncated_gzip_is_refused_clearly(client: TestClient) -> None:
 def test_invalid_messages_in_a_batch_are_quarantined_and_the_rest_kept(
     client: TestClient, engine: Personify
 ) -> None:
-    batch = {"batch": [
-        {"type": "track", "userId": "u1", "event": "Good", "messageId": "ok-1"},
-        {"type": "track", "userId": "u1", "messageId": "bad-1"},
-        {"type": "teleport", "userId": "u1", "messageId": "bad-2"},
-        "not an object",
-        {"type": "page", "anonymousId": "a1", "messageId": "ok-2"},
-    ]}
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "u1", "event": "Good", "messageId": "ok-1"},
+            {"type": "track", "userId": "u1", "messageId": "bad-1"},
+            {"type": "teleport", "userId": "u1", "messageId": "bad-2"},
+            "not an object",
+            {"type": "page", "anonymousId": "a1", "messageId": "ok-2"},
+        ]
+    }
     resp = post(client, "/v1/batch", batch)
     assert resp.status_code == 200
     body = resp.json()
@@ -167,8 +188,9 @@ def test_quarantined_messages_can_be_listed_corrected_and_replayed(
     still = client.post(f"/v1/quarantine/{item['id']}/replay", headers=admin).json()
     assert still["status"] == "quarantined"
     fixed = {**item["payload"], "event": "Fixed"}
-    done = client.post(f"/v1/quarantine/{item['id']}/replay", headers=admin,
-                       json={"payload": fixed}).json()
+    done = client.post(
+        f"/v1/quarantine/{item['id']}/replay", headers=admin, json={"payload": fixed}
+    ).json()
     assert done == {"id": item["id"], "status": "replayed", "accepted": 1}
     engine.drain()
     assert engine.profile_by("user_id", "u9")["computed"]["event_counts"] == {"Fixed": 1}
@@ -191,8 +213,12 @@ def test_timestamp_is_corrected_for_client_clock_skew(
     client: TestClient, engine: Personify
 ) -> None:
     # The client's clock is 1 hour fast: it says it sent at 13:00 while the server saw 12:00.
-    batch = {"sentAt": "2024-05-01T13:00:00Z", "batch": [
-        {"type": "track", "userId": "u1", "event": "E", "timestamp": "2024-05-01T12:59:00Z"}]}
+    batch = {
+        "sentAt": "2024-05-01T13:00:00Z",
+        "batch": [
+            {"type": "track", "userId": "u1", "event": "E", "timestamp": "2024-05-01T12:59:00Z"}
+        ],
+    }
     post(client, "/v1/batch", batch)
     engine.drain()
     event = engine.timeline(engine.lookup("user_id", "u1"))[0]
@@ -204,15 +230,18 @@ def test_profile_endpoints_need_the_admin_key(client: TestClient, engine: Person
     post(client, "/v1/identify", {"userId": "u1", "traits": {"email": "ada@example.com"}})
     engine.drain()
     assert client.get("/v1/profiles/lookup?user_id=u1").status_code == 401
-    ok = client.get("/v1/profiles/lookup?email=ADA@example.com",
-                    headers={"Authorization": "Bearer admin"})
+    ok = client.get(
+        "/v1/profiles/lookup?email=ADA@example.com", headers={"Authorization": "Bearer admin"}
+    )
     assert ok.status_code == 200
     pid = ok.json()["profile_id"]
     events = client.get(f"/v1/profiles/{pid}/events", headers={"Authorization": "Bearer admin"})
     assert [e["type"] for e in events.json()["events"]] == ["identify"]
-    missing = client.get("/v1/profiles/lookup?user_id=nobody",
-                         headers={"Authorization": "Bearer admin"})
+    missing = client.get(
+        "/v1/profiles/lookup?user_id=nobody", headers={"Authorization": "Bearer admin"}
+    )
     assert missing.status_code == 404
-    two = client.get("/v1/profiles/lookup?user_id=u1&email=x@y.z",
-                     headers={"Authorization": "Bearer admin"})
+    two = client.get(
+        "/v1/profiles/lookup?user_id=u1&email=x@y.z", headers={"Authorization": "Bearer admin"}
+    )
     assert two.status_code == 400

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.unit.helpers import memory_engine
 
 from personify.errors import InvalidInput
 from personify.facade import Personify
-from tests.unit.helpers import memory_engine
 
 
 @pytest.fixture
@@ -65,9 +65,10 @@ def test_shared_email_between_two_users_is_a_recorded_conflict(p: Personify) -> 
     send(p, "identify", userId="alice", traits={"email": "family@example.com"})
     send(p, "identify", userId="bob", anonymousId="a-bob")
     send(p, "identify", anonymousId="a-bob", traits={"email": "family@example.com"})
-    assert p.profile_by("user_id", "alice")["profile_id"] != p.profile_by("user_id", "bob")[
-        "profile_id"
-    ]
+    assert (
+        p.profile_by("user_id", "alice")["profile_id"]
+        != p.profile_by("user_id", "bob")["profile_id"]
+    )
     assert p.stores.profiles.count() == 2
     assert p.profile_by("user_id", "bob")["history"]["conflicts"]
 

@@ -44,16 +44,15 @@ class DuckDbEventStore:
         )
         self._lock = threading.Lock()
         self._select = ", ".join(
-            f"strftime(\"{c}\", '{_ISO}') AS \"{c}\"" if c in ("timestamp", "received_at") else f'"{c}"'
+            f'strftime("{c}", \'{_ISO}\') AS "{c}"'
+            if c in ("timestamp", "received_at")
+            else f'"{c}"'
             for c in EVENT_COLUMNS
         )
 
     def append(self, events: Sequence[dict[str, Any]], checkpoint: int | None = None) -> None:
         table = pa.table(
-            {
-                c: pa.array([e.get(c) for e in events], type=_arrow_type(c))
-                for c in EVENT_COLUMNS
-            }
+            {c: pa.array([e.get(c) for e in events], type=_arrow_type(c)) for c in EVENT_COLUMNS}
         )
         casts = ", ".join(
             f'CAST("{c}" AS TIMESTAMPTZ)' if c in ("timestamp", "received_at") else f'"{c}"'

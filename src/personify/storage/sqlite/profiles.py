@@ -22,7 +22,6 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    or_,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -188,21 +187,17 @@ class SqlProfileStore:
         return int(value or 0)
 
     def history(self, profile_id: str) -> dict[str, list[dict[str, Any]]]:
+        m = self._mark
         with self._engine.connect() as con:
-            merges = con.execute(
-                select(merges_t.c.doc)
-                .where(
-                    or_(merges_t.c.survivor_id == profile_id, merges_t.c.merged_id == profile_id)
-                )
-                .order_by(merges_t.c.id)
+            merges = con.exec_driver_sql(
+                f"SELECT doc FROM merges WHERE survivor_id = {m} OR merged_id = {m} ORDER BY id",
+                (profile_id, profile_id),
             ).scalars()
             merge_docs = [orjson.loads(d) for d in merges]
-            conflicts = con.execute(
-                select(conflicts_t.c.doc)
-                .where(
-                    or_(conflicts_t.c.profile_a == profile_id, conflicts_t.c.profile_b == profile_id)
-                )
-                .order_by(conflicts_t.c.id)
+            conflicts = con.exec_driver_sql(
+                f"SELECT doc FROM identity_conflicts WHERE profile_a = {m} OR profile_b = {m} "
+                "ORDER BY id",
+                (profile_id, profile_id),
             ).scalars()
             conflict_docs = [orjson.loads(d) for d in conflicts]
         return {"merges": merge_docs, "conflicts": conflict_docs}
@@ -210,7 +205,9 @@ class SqlProfileStore:
     def count(self) -> int:
         with self._engine.connect() as con:
             value = con.execute(
-                select(func.count()).select_from(profiles_t).where(profiles_t.c.merged_into.is_(None))
+                select(func.count())
+                .select_from(profiles_t)
+                .where(profiles_t.c.merged_into.is_(None))
             ).scalar()
         return int(value or 0)
 

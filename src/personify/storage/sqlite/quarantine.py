@@ -95,9 +95,7 @@ class SqliteQuarantineStore:
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update quarantine fields {sorted(unknown)}")
-        values = [
-            orjson.dumps(v).decode() if k in _JSON_FIELDS else v for k, v in fields.items()
-        ]
+        values = [orjson.dumps(v).decode() if k in _JSON_FIELDS else v for k, v in fields.items()]
         assignments = ", ".join(f"{k} = ?" for k in fields)
         with self._lock:
             self._con.execute(
