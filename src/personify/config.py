@@ -10,10 +10,11 @@ All settings use the ``PERSONIFY_`` prefix; nested groups use ``__`` (for exampl
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -136,6 +137,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _no_unknown_env(self) -> Settings:
+        # pydantic-settings ignores unknown variables; a typo must fail at start-up instead.
+        known = {f"PERSONIFY_{name.upper()}" for name in type(self).model_fields}
+        unknown = sorted(
+            k for k in os.environ
+            if k.upper().startswith("PERSONIFY_") and k.upper().split("__")[0] not in known
+        )
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return self
 
     def write_key_sources(self) -> dict[str, str]:
         """Map each accepted write key to the source name recorded with its data."""

@@ -8,11 +8,16 @@ from fastapi.responses import JSONResponse
 
 from personify.errors import InvalidInput, PersonifyError, Problem
 
+ADMIN_PREFIXES = ("/v1/profiles", "/v1/quarantine")
+
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(PersonifyError)
-    async def _personify_error(_: Request, exc: PersonifyError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Basic"} if exc.status == 401 else None
+    async def _personify_error(request: Request, exc: PersonifyError) -> JSONResponse:
+        headers = None
+        if exc.status == 401:
+            scheme = "Bearer" if request.url.path.startswith(ADMIN_PREFIXES) else "Basic"
+            headers = {"WWW-Authenticate": scheme}
         return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

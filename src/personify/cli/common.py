@@ -8,6 +8,7 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from personify.errors import PersonifyError
@@ -25,6 +26,13 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
+        except ValidationError as exc:
+            err_console.print("[bold red]error:[/] invalid settings")
+            for e in exc.errors(include_url=False):
+                where = ".".join(str(x) for x in e["loc"]) or "settings"
+                err_console.print(f"  • {where}: {e['msg']}")
+            err_console.print("[yellow]hint:[/] check the PERSONIFY_* environment variables")
+            raise typer.Exit(2) from None
         except PersonifyError as exc:
             err_console.print(f"[bold red]error:[/] {exc.message}")
             for problem in exc.problems:

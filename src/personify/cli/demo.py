@@ -14,7 +14,7 @@ DEMO_ADMIN_KEY = "demo-admin-key"
 @friendly_errors
 def demo(
     customers: int = typer.Option(1000, min=1, help="Synthetic customers (events scale with it)."),
-    days: int = typer.Option(90, min=1, help="Days of history."),
+    days: int = typer.Option(90, min=14, help="Days of history (at least 14)."),
     seed: int = typer.Option(7, help="Random seed (same seed, same storefront)."),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve when built."),
     host: str = typer.Option("127.0.0.1"),

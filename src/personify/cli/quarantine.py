@@ -40,7 +40,8 @@ def list_items(
                 item["reason"],
             )
         console.print(table)
-        console.print(f"{p.stores.quarantine.count()} quarantined in all")
+        wanted = None if status == "all" else status
+        console.print(f"{p.stores.quarantine.count(wanted)} {status} in all")
 
 
 @app.command("replay")

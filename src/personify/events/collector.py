@@ -103,7 +103,9 @@ class Collector:
         encoding = (encoding or "identity").strip().lower()
         if encoding == "gzip":
             try:
-                body = _bounded_gunzip(body, self._settings.max_decompressed_bytes)
+                body = _bounded_inflate(
+                    body, 16 + zlib.MAX_WBITS, self._settings.max_decompressed_bytes
+                )
             except (OSError, EOFError, zlib.error) as exc:
                 raise UnsupportedMedia(
                     f"body is not valid gzip: {exc}",
@@ -111,8 +113,8 @@ class Collector:
                 ) from None
         elif encoding == "deflate":
             try:
-                body = zlib.decompress(body)
-            except zlib.error as exc:
+                body = _bounded_inflate(body, zlib.MAX_WBITS, self._settings.max_decompressed_bytes)
+            except (EOFError, zlib.error) as exc:
                 raise UnsupportedMedia(f"body is not valid deflate data: {exc}") from None
         elif encoding != "identity":
             raise UnsupportedMedia(
@@ -258,7 +260,7 @@ class Collector:
                 continue
             good.append((msg["messageId"], orjson.dumps(msg)))
         if bad:
-            ids = self._quarantine.add(bad)
+            ids = self._quarantine.add([{k: v for k, v in b.items() if k != "index"} for b in bad])
             for item, qid in zip(bad, ids, strict=True):
                 payload = item["payload"]
                 result.quarantined.append(
@@ -294,15 +296,16 @@ def _merge_defaults(raw: object, defaults: Mapping[str, Any]) -> Any:
     return merged
 
 
-def _bounded_gunzip(body: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+def _bounded_inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    """Decompress at most ``limit`` bytes (a small gzip bomb cannot exhaust memory)."""
+    d = zlib.decompressobj(wbits)
     out = d.decompress(body, limit + 1)
     if len(out) > limit:
         raise PayloadTooLarge(
             f"decompressed body exceeds {limit} bytes", hint="send smaller batches"
         )
     if not d.eof:
-        raise EOFError("truncated gzip stream")
+        raise EOFError("truncated compressed stream")
     return out
 
 

@@ -3,8 +3,9 @@
 For each batch of log records it resolves identities, updates traits and computed traits,
 assigns sessions, enriches the events, then writes the event rows and the profile changes,
 each store in one transaction together with the offset it reached. Events are written first;
-because profile ids and session ids are derived from message ids, replaying a batch after a
+because profile ids are derived from message ids, replaying a batch after a
 crash between the two writes gives the same ids, so nothing is applied twice.
+(Session ids hash the profile id and the session's first timestamp: also deterministic.)
 """
 
 from __future__ import annotations

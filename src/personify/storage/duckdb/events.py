@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from personify.errors import Unavailable
-from personify.profiles.records import EVENT_COLUMNS, JSON_COLUMNS
+from personify.profiles.records import EVENT_COLUMNS
 
 _TYPES = {
     "local_hour": "INTEGER",
@@ -121,5 +121,3 @@ class DuckDbEventStore:
         with self._lock:
             self._con.close()
 
-
-__all__ = ["JSON_COLUMNS", "DuckDbEventStore"]
