@@ -29,7 +29,7 @@ class CollectSettings(_Group):
     max_batch_bytes: int = Field(500 * 1024, description="Largest accepted batch request body.")
     max_batch_messages: int = Field(2500, description="Most messages accepted in one batch.")
     max_processing_lag: int = Field(
-        2500,
+        8000,
         description=(
             "Backpressure: while more accepted messages than this wait for the processor, "
             "HTTP collection waits before accepting more, so profiles stay fresh."
@@ -143,7 +143,8 @@ class Settings(BaseSettings):
         # pydantic-settings ignores unknown variables; a typo must fail at start-up instead.
         known = {f"PERSONIFY_{name.upper()}" for name in type(self).model_fields}
         unknown = sorted(
-            k for k in os.environ
+            k
+            for k in os.environ
             if k.upper().startswith("PERSONIFY_") and k.upper().split("__")[0] not in known
         )
         if unknown:

@@ -25,8 +25,8 @@ from personify.config import Settings
 from personify.errors import InvalidInput, NotFound, Unavailable
 from personify.events.collector import BatchResult, Collector
 from personify.identity.normalize import normalize_email, normalize_phone
-from personify.profiles.processor import Processor
-from personify.profiles.records import JSON_COLUMNS, iso, lifecycle_stage
+from personify.profiles.processor import Processing, Processor
+from personify.profiles.records import iso, lifecycle_stage
 from personify.storage.ports import Cache, EventLog, EventStore, ProfileStore, QuarantineStore
 
 LOOKUP_KINDS = ("user_id", "anonymous_id", "email", "phone")
@@ -58,13 +58,16 @@ class Personify:
         clock: Clock,
         stores: Stores,
         collector: Collector,
-        processor: Processor,
+        processor: Processing,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.stores = stores
         self.collector = collector
         self.processor = processor
+        # Cached profile views are invalidated by the processor's callback, which only
+        # reaches this process when processing runs here.
+        self._cache_views = isinstance(processor, Processor)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -202,13 +205,13 @@ class Personify:
 
     def profile(self, profile_id: str) -> dict[str, Any]:
         """The unified profile (an id merged away resolves to the surviving profile)."""
-        cached = self.stores.cache.get(profile_id)
+        cached = self.stores.cache.get(profile_id) if self._cache_views else None
         if cached is not None:
             assert isinstance(cached, dict)
             return cached
         doc = self._live(profile_id)
         view = self._view(doc)
-        if doc["profile_id"] == profile_id:
+        if self._cache_views and doc["profile_id"] == profile_id:
             self.stores.cache.set(profile_id, view)
         return view
 
@@ -242,8 +245,11 @@ class Personify:
         doc = self._live(profile_id)
         rows = self.stores.events.timeline([doc["profile_id"], *doc["merged_from"]], limit, before)
         for row in rows:
-            for col in JSON_COLUMNS:
-                row[col] = orjson.loads(row[col]) if row[col] else {}
+            message = orjson.loads(row.pop("payload"))
+            message.pop("_meta", None)
+            row["properties"] = message.get("properties", {})
+            row["traits"] = message.get("traits", {})
+            row["context"] = message.get("context", {})
         return rows
 
     # -- quarantine ---------------------------------------------------------------------------

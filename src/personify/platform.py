@@ -13,7 +13,7 @@ from personify.storage import memory
 from personify.storage.ports import EventLog, EventStore, ProfileStore, QuarantineStore
 
 
-def build_stores(settings: Settings) -> Stores:
+def build_stores(settings: Settings, *, event_store: EventStore | None = None) -> Stores:
     data = settings.data_dir
     if settings.bus_backend == "sqlite" or settings.state_backend == "sqlite":
         data.mkdir(parents=True, exist_ok=True)
@@ -34,10 +34,12 @@ def build_stores(settings: Settings) -> Stores:
     else:
         profiles = memory.MemoryProfileStore()
         quarantine = memory.MemoryQuarantineStore()
-    if settings.event_store_backend == "duckdb":
+    if event_store is not None:
+        events: EventStore = event_store
+    elif settings.event_store_backend == "duckdb":
         from personify.storage.duckdb import DuckDbEventStore
 
-        events: EventStore = DuckDbEventStore(data / "events.duckdb")
+        events = DuckDbEventStore(data / "events.duckdb")
     else:
         events = memory.MemoryEventStore()
     return Stores(
@@ -49,10 +51,21 @@ def build_stores(settings: Settings) -> Stores:
     )
 
 
-def build(settings: Settings | None = None, clock: Clock | None = None) -> Personify:
-    """A ready :class:`Personify` for these settings (the processor is not started)."""
+def build(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    *,
+    worker: bool = False,
+) -> Personify:
+    """A ready :class:`Personify` for these settings (processing not started).
+
+    With ``worker=True`` (``personify serve``), processing runs in a child process that owns
+    the event store; this process collects and reads. Otherwise it runs in a thread here.
+    """
     settings = settings or Settings()
     clock = clock or SystemClock()
+    if worker:
+        return _build_api_side(settings, clock)
     stores = build_stores(settings)
     junk = JunkFilter(settings.identity.junk_values)
     resolver = Resolver(
@@ -75,3 +88,16 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Perso
         on_change=stores.forget,
     )
     return Personify(settings, clock, stores, collector, processor)
+
+
+def _build_api_side(settings: Settings, clock: Clock) -> Personify:
+    from personify.profiles.worker import RemoteEventStore, WorkerProcess
+
+    base = build_stores(settings, event_store=memory.MemoryEventStore())
+    junk = JunkFilter(settings.identity.junk_values)
+    collector = Collector(
+        base.log, base.quarantine, settings.collect, settings.write_key_sources(), junk, clock
+    )
+    worker = WorkerProcess(settings, base.profiles, base.log)
+    base.events = RemoteEventStore(settings.data_dir, worker.authkey)
+    return Personify(settings, clock, base, collector, worker)

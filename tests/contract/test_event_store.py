@@ -17,7 +17,7 @@ def _event(mid: str, pid: str, ts: str, **extra: Any) -> dict[str, Any]:
         timestamp=ts,
         received_at=ts,
         local_hour=3,
-        properties='{"a": 1}',
+        payload='{"properties": {"a": 1}}',
     )
     row.update(extra)
     return row
@@ -36,7 +36,7 @@ def test_timeline_is_newest_first_and_limited_to_the_profiles(event_store: Any) 
     rows = event_store.timeline(["p1", "p2"])
     assert [r["message_id"] for r in rows] == ["m2", "m3", "m1"]
     assert rows[0]["timestamp"] == "2024-01-03T00:00:00.000000Z"
-    assert rows[0]["local_hour"] == 3 and rows[0]["properties"] == '{"a": 1}'
+    assert rows[0]["local_hour"] == 3 and rows[0]["payload"] == '{"properties": {"a": 1}}'
     assert event_store.checkpoint() == 4
 
 

@@ -73,9 +73,10 @@ def demo(
         f"write key: [bold]{write_key}[/]   admin key: [bold]{settings.admin_key}[/]"
         f"   data: {settings.data_dir}"
     )
+    p.close()
     if not serve_after:
-        p.close()
         return
+    p = build(settings, worker=True)
     import uvicorn
 
     from personify.api.app import create_app

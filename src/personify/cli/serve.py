@@ -19,7 +19,7 @@ def serve(
     from personify.api.app import create_app
     from personify.platform import build
 
-    p = build()
+    p = build(worker=True)
     if not p.settings.write_keys:
         console.print(
             "[yellow]no write keys configured: the collector will refuse events "

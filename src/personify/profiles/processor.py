@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -24,14 +24,38 @@ from personify.clock import Clock
 from personify.config import ProfileSettings
 from personify.events.enrich import enrich
 from personify.identity.resolver import Resolver
-from personify.profiles.records import apply_event, lifecycle_stage, parse_iso
+from personify.profiles.records import (
+    ORDER_COMPLETED,
+    ORDER_REFUNDED,
+    apply_event,
+    lifecycle_stage,
+    parse_iso,
+)
 from personify.storage.ports import EventLog, EventStore, LogRecord, ProfileStore
 
 log = logging.getLogger(__name__)
 
 
-def _dumps(value: Any) -> str | None:
-    return orjson.dumps(value).decode() if value else None
+class Processing(Protocol):
+    """What the engine needs from processing, in a thread here or in a worker process."""
+
+    last_error: str | None
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def position(self) -> int: ...
+
+    def lag(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def step(self) -> int: ...
+
+    def drain(self, timeout: float = 600.0) -> None: ...
 
 
 class Processor:
@@ -44,7 +68,7 @@ class Processor:
         settings: ProfileSettings,
         clock: Clock,
         on_change: Callable[[set[str]], None] | None = None,
-        batch_size: int = 5000,
+        batch_size: int = 10000,
     ) -> None:
         self._log = event_log
         self._profiles = profiles
@@ -111,7 +135,7 @@ class Processor:
             else:
                 pid = self._resolver.resolve_readonly(msg) or "unresolved"
             if rec.offset > self._ecp:
-                rows.append(self._row(msg, pid, session_id))
+                rows.append(self._row(msg, pid, session_id, rec.payload))
         last = records[-1].offset
         if last > self._ecp:
             self._events.append(rows, checkpoint=last)
@@ -138,12 +162,18 @@ class Processor:
             doc["groups"].append(msg["groupId"])
         session_id = self._session(doc, at)
         apply_event(doc, msg, at)
-        doc["computed"]["lifecycle_stage"] = lifecycle_stage(
-            doc,
-            self._clock.now(),
-            self._settings.lapsing_after_days,
-            self._settings.churned_after_days,
-        )
+        if (
+            kind != "track"
+            or msg["event"] in (ORDER_COMPLETED, ORDER_REFUNDED)
+            or (doc["computed"]["lifecycle_stage"] == "anonymous")
+        ):
+            # Only these can change the stage at event time (reads refresh it by the clock).
+            doc["computed"]["lifecycle_stage"] = lifecycle_stage(
+                doc,
+                self._clock.now(),
+                self._settings.lapsing_after_days,
+                self._settings.churned_after_days,
+            )
         return session_id
 
     def _session(self, doc: dict[str, Any], at: str) -> str:
@@ -163,7 +193,9 @@ class Processor:
         return session_id
 
     @staticmethod
-    def _row(msg: Mapping[str, Any], pid: str, session_id: str | None) -> dict[str, Any]:
+    def _row(
+        msg: Mapping[str, Any], pid: str, session_id: str | None, payload: bytes
+    ) -> dict[str, Any]:
         context = msg.get("context") or {}
         extra = enrich(datetime.fromisoformat(msg["timestamp"]), context)
         kind = msg["type"]
@@ -183,10 +215,8 @@ class Processor:
             "browser": extra["browser"],
             "local_hour": extra["local_hour"],
             "local_weekday": extra["local_weekday"],
-            "properties": _dumps(msg.get("properties")),
-            "traits": _dumps(msg.get("traits")),
-            "context": _dumps(context),
             "source": (msg.get("_meta") or {}).get("source"),
+            "payload": payload.decode(),
         }
 
     # -- running ----------------------------------------------------------------------------

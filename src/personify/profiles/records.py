@@ -35,12 +35,10 @@ EVENT_COLUMNS = (
     "browser",
     "local_hour",
     "local_weekday",
-    "properties",
-    "traits",
-    "context",
     "source",
+    "payload",
 )
-JSON_COLUMNS = ("properties", "traits", "context")
+# ``payload`` is the whole normalized Segment message as JSON (properties, traits, context...).
 ORDER_COMPLETED = "Order Completed"
 ORDER_REFUNDED = "Order Refunded"
 

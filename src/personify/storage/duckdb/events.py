@@ -37,6 +37,8 @@ class DuckDbEventStore:
                 hint="stop the running `personify serve` or use its HTTP API instead",
             ) from exc
         self._con.execute("SET TimeZone = 'UTC'")
+        # Checkpointing (compressing the WAL into the file) is costly; do it in big steps.
+        self._con.execute("SET checkpoint_threshold = '256MB'")
         cols = ", ".join(f'"{c}" {_TYPES.get(c, "VARCHAR")}' for c in EVENT_COLUMNS)
         self._con.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
         self._con.execute(
@@ -120,4 +122,3 @@ class DuckDbEventStore:
     def close(self) -> None:
         with self._lock:
             self._con.close()
-

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     Engine,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -33,7 +34,7 @@ profiles_t = Table(
     "profiles",
     metadata,
     Column("profile_id", String(64), primary_key=True),
-    Column("doc", Text, nullable=False),
+    Column("doc", LargeBinary, nullable=False),
     Column("merged_into", String(64), nullable=True),
     Column("updated_at", String(40), nullable=False),
 )
@@ -79,6 +80,9 @@ def sqlite_engine(url: str) -> Engine:
         cur = dbapi_con.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
+        # Profiles are rewritten often: a larger WAL means a hot page is copied back once.
+        cur.execute("PRAGMA wal_autocheckpoint=20000")
+        cur.execute("PRAGMA cache_size=-65536")
         cur.close()
 
     return engine
@@ -138,7 +142,7 @@ class SqlProfileStore:
                     "doc = excluded.doc, merged_into = excluded.merged_into, "
                     "updated_at = excluded.updated_at",
                     [
-                        (pid, orjson.dumps(doc).decode(), doc.get("merged_into"), now)
+                        (pid, orjson.dumps(doc), doc.get("merged_into"), now)
                         for pid, doc in changes.profiles.items()
                     ],
                 )

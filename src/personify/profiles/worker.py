@@ -1,0 +1,256 @@
+"""The processor in its own process, for ``personify serve``.
+
+Python runs one thread at a time per process, so on a multi-core machine the server keeps
+collection (HTTP, validation, the durable log) in the API process and moves processing
+(identity, profiles, the event store) to a child process that owns the event store. The API
+reads profiles from the shared state database and asks the worker, over a local socket,
+for event-store reads (the timeline). The worker holds an exclusive lock on the data
+directory's ``worker.lock`` so that two processors never run at once, and exits when its
+parent dies.
+
+The same :class:`~personify.profiles.processor.Processor` does the work in both modes; this
+module only supervises it and forwards reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Client, Connection, Listener
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from personify.config import Settings
+from personify.errors import Unavailable
+from personify.storage.ports import EventLog, ProfileStore
+
+_READ_METHODS = ("timeline", "count", "count_distinct_messages", "checkpoint")
+
+
+def socket_path(data_dir: Path) -> Path:
+    return data_dir / "worker.sock"
+
+
+class RemoteEventStore:
+    """The event store as seen from the API process: reads forwarded to the worker."""
+
+    def __init__(self, data_dir: Path, authkey: bytes) -> None:
+        self._path = socket_path(data_dir)
+        self._authkey = authkey
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    def _call(self, method: str, *args: Any) -> Any:
+        with self._lock:
+            for attempt in range(2):
+                try:
+                    if self._conn is None:
+                        self._conn = Client(str(self._path), "AF_UNIX", authkey=self._authkey)
+                    self._conn.send((method, args))
+                    status, value = self._conn.recv()
+                    break
+                except (OSError, EOFError) as exc:
+                    self._conn = None
+                    if attempt:
+                        raise Unavailable(
+                            f"the processing worker is not reachable ({exc})",
+                            hint="it restarts by itself; retry in a few seconds",
+                        ) from exc
+        if status != "ok":
+            raise Unavailable(f"the processing worker failed: {value}")
+        return value
+
+    def append(self, events: Sequence[dict[str, Any]], checkpoint: int | None = None) -> None:
+        raise Unavailable("only the processing worker writes the event store")
+
+    def checkpoint(self) -> int:
+        return int(self._call("checkpoint"))
+
+    def timeline(
+        self, profile_ids: Sequence[str], limit: int = 100, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        return list(self._call("timeline", list(profile_ids), limit, before))
+
+    def count(self) -> int:
+        return int(self._call("count"))
+
+    def count_distinct_messages(self) -> int:
+        return int(self._call("count_distinct_messages"))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class WorkerProcess:
+    """Supervises the processing worker; answers the API's questions about progress."""
+
+    def __init__(self, settings: Settings, profiles: ProfileStore, event_log: EventLog) -> None:
+        self._settings = settings
+        self._profiles = profiles
+        self._log = event_log
+        self.authkey = secrets.token_bytes(32)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._position = (0.0, 0)
+        self.last_error: str | None = None
+        self.restarts = 0
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def position(self) -> int:
+        # Events are written before profiles, so the profile checkpoint is the position.
+        at, value = self._position
+        now = time.monotonic()
+        if now - at > 0.005:
+            value = self._profiles.checkpoint()
+            self._position = (now, value)
+        return value
+
+    def lag(self) -> int:
+        return max(self._log.head() - self.position, 0)
+
+    def _spawn(self) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "personify.profiles.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(
+            orjson.dumps(
+                {"settings": self._settings.model_dump(mode="json"), "authkey": self.authkey.hex()}
+            )
+        )
+        proc.stdin.close()
+        line = proc.stdout.readline()
+        if line.strip() != b"ready":
+            proc.kill()
+            proc.wait()
+            raise Unavailable(
+                f"the processing worker did not start (exit {proc.returncode})",
+                hint="see the worker's error above; is another server using this data dir?",
+            )
+        self._proc = proc
+
+    def start(self) -> None:
+        if self._proc is not None:
+            return
+        self._stop.clear()
+        self._spawn()
+        self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
+        self._monitor.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            proc = self._proc
+            if proc is not None and proc.poll() is not None and not self._stop.is_set():
+                self.last_error = f"worker exited with code {proc.returncode}; restarting"
+                self.restarts += 1
+                with contextlib.suppress(Unavailable):
+                    self._spawn()
+
+    def drain(self, timeout: float = 600.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.lag() > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker still {self.lag()} records behind")
+            time.sleep(0.01)
+
+    def step(self) -> int:
+        raise Unavailable("processing runs in the worker process")
+
+    def stop(self) -> None:
+        self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+        self._proc = None
+
+
+def _serve_reads(listener: Listener, events: Any) -> None:
+    def handle(conn: Connection) -> None:
+        with conn:
+            while True:
+                try:
+                    method, args = conn.recv()
+                except (EOFError, OSError):
+                    return
+                try:
+                    if method not in _READ_METHODS:
+                        raise ValueError(f"unknown method {method!r}")
+                    conn.send(("ok", getattr(events, method)(*args)))
+                except Exception as exc:  # answered to the caller, who raises Unavailable
+                    conn.send(("err", repr(exc)))
+
+    while True:
+        try:
+            conn = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+def main() -> None:
+    """Entry point of the worker process (started by :class:`WorkerProcess`)."""
+    from personify.platform import build
+
+    spec = orjson.loads(sys.stdin.buffer.read())
+    settings = Settings.model_validate(spec["settings"])
+    authkey = bytes.fromhex(spec["authkey"])
+    parent = os.getppid()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (settings.data_dir / "worker.lock").open("w")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            # A previous worker is still shutting down (its parent was killed): wait for it.
+            if time.monotonic() > deadline or os.getppid() != parent:
+                sys.exit(3)
+            time.sleep(0.05)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    p = build(settings)
+    path = socket_path(settings.data_dir)
+    path.unlink(missing_ok=True)
+    listener = Listener(str(path), "AF_UNIX", authkey=authkey)
+    threading.Thread(target=_serve_reads, args=(listener, p.stores.events), daemon=True).start()
+    p.processor.start()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while not stop.wait(0.2):
+        if os.getppid() != parent:
+            break
+    p.processor.stop()
+    listener.close()
+    p.close()
+
+
+if __name__ == "__main__":
+    main()
