@@ -51,3 +51,10 @@ def test_durable_log_keeps_records_and_dedupe_across_reopen(
     assert reopened.publish([("a", b"1"), ("c", b"3")]) == 1
     assert [r.message_id for r in reopened.read(0, 10)] == ["a", "b", "c"]
     reopened.close()
+
+
+def test_ignored_duplicates_use_no_offsets(event_log: Any) -> None:
+    event_log.publish([("a", b"1"), ("b", b"2")])
+    event_log.publish([("a", b"1"), ("b", b"2"), ("c", b"3")])
+    assert [r.offset for r in event_log.read(0, 10)] == [1, 2, 3]
+    assert event_log.head() == 3

@@ -70,21 +70,21 @@ class Resolver:
         user = self._junk.clean(message.get("userId"))
         if user is not None:
             keys.append(("user_id", user))
-        traits: Mapping[str, Any] = message.get("traits") or {}
-        ctx_traits = (message.get("context") or {}).get("traits") or {}
-        for source in (traits, ctx_traits):
-            if not isinstance(source, dict):
+        for source in (message.get("traits"), (message.get("context") or {}).get("traits")):
+            if not source or not isinstance(source, dict):
                 continue
-            email = normalize_email(source.get("email"))
-            if email is not None and not self._junk.is_junk(email):
-                keys.append(("email", email))
-            phone = normalize_phone(source.get("phone"), self._region)
-            if phone is not None:
-                keys.append(("phone", phone))
+            if "email" in source:
+                email = normalize_email(source["email"])
+                if email is not None and not self._junk.is_junk(email):
+                    keys.append(("email", email))
+            if "phone" in source:
+                phone = normalize_phone(source["phone"], self._region)
+                if phone is not None:
+                    keys.append(("phone", phone))
         anon = self._junk.clean(message.get("anonymousId"))
         if anon is not None:
             keys.append(("anonymous_id", anon))
-        return list(dict.fromkeys(keys))
+        return list(dict.fromkeys(keys)) if len(keys) > 2 else keys
 
     def usable(self, message: Mapping[str, Any]) -> bool:
         return bool(self.keys_of(message)) or (
@@ -117,7 +117,8 @@ class Resolver:
         if pid is None:
             pid = self._store.lookup_many([key]).get(key, "")
             self._ident.set(key, pid)
-        return self.survivor(pid) if pid else None
+        # Merges move every identity to the survivor, so a mapped key names a live profile.
+        return pid or None
 
     def doc(self, pid: str) -> dict[str, Any]:
         doc = self.changes.profiles.get(pid) or self._docs.get(pid)

@@ -41,6 +41,15 @@ class DuckDbEventStore:
         self._con.execute("SET checkpoint_threshold = '256MB'")
         cols = ", ".join(f'"{c}" {_TYPES.get(c, "VARCHAR")}' for c in EVENT_COLUMNS)
         self._con.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
+        found = [r[0] for r in self._con.execute("DESCRIBE events").fetchall()]
+        if found != list(EVENT_COLUMNS):
+            self._con.close()
+            raise Unavailable(
+                f"the event store {path} has columns {found}, this version expects "
+                f"{list(EVENT_COLUMNS)}",
+                hint="it was written by another personify version: rebuild it from the log "
+                "or use a new PERSONIFY_DATA_DIR",
+            )
         self._con.execute(
             'CREATE TABLE IF NOT EXISTS checkpoints (name VARCHAR PRIMARY KEY, "offset" BIGINT)'
         )

@@ -16,7 +16,7 @@ from personify.storage.ports import LogRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
-    offset INTEGER PRIMARY KEY AUTOINCREMENT,
+    offset INTEGER PRIMARY KEY,  -- no AUTOINCREMENT: an ignored duplicate uses no offset
     message_id TEXT NOT NULL UNIQUE,
     payload BLOB NOT NULL
 );
