@@ -180,10 +180,11 @@ class Collector:
             corrected = received_at - (sent - original)
         else:
             corrected = original or received_at
-        if sent is not None:
-            msg["sentAt"] = sent.isoformat()
-        if original is not None:
-            msg["originalTimestamp"] = original.isoformat()
+        # Client timestamps are kept as the client wrote them (already validated above).
+        for name, value in (("sentAt", sent), ("originalTimestamp", original)):
+            if value is not None:
+                given = raw.get(name) if name in raw else raw.get("timestamp")
+                msg[name] = given if isinstance(given, str) else value.isoformat()
         msg["timestamp"] = iso(corrected)
         msg["receivedAt"] = received_iso or iso(received_at)
         if "messageId" not in msg:

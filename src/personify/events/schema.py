@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
 from personify.errors import InvalidInput, Problem
@@ -21,19 +21,11 @@ from personify.errors import InvalidInput, Problem
 MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
 
-def _id_to_str(value: object) -> object:
-    # Segment clients may send numeric ids; the spec treats ids as strings.
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return str(int(value)) if float(value).is_integer() else str(value)
-    return value
+# Segment clients may send numeric ids; the spec treats ids as strings (coerced below).
+Identifier = Annotated[str, Field(max_length=1024)]
 
 
-Identifier = Annotated[str, BeforeValidator(_id_to_str), Field(max_length=1024)]
-
-
-@with_config(ConfigDict(extra="allow"))
+@with_config(ConfigDict(extra="allow", coerce_numbers_to_str=True))
 class _Base(TypedDict):
     # Field names follow the Segment spec. TypedDicts validate to plain dicts, several times
     # faster than models on this hot path.

@@ -68,7 +68,7 @@ class Processor:
         settings: ProfileSettings,
         clock: Clock,
         on_change: Callable[[set[str]], None] | None = None,
-        batch_size: int = 10000,
+        batch_size: int = 4000,
     ) -> None:
         self._log = event_log
         self._profiles = profiles
