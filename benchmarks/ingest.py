@@ -15,10 +15,13 @@ Protocol (printed into the results file):
   200 requests/s (open loop, one connection); p99 of request latency.
 * online_retail_import_s: ``personify import online-retail`` of the full 541,909-line file
   into a fresh data dir, wall time including profile building, median of RUNS runs.
+* cpu_us_per_event (diagnostic): CPU seconds used by the API process and by the processing
+  worker per ingested event, from /proc, over each run (until the worker caught up).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -192,8 +195,25 @@ def lookup_latencies(url: str, n: int = 2000, rate: float = 200.0) -> list[float
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pid(parent: int) -> int:
+    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout
+    return int(out.split()[0])
+
+
+def wait_caught_up(url: str) -> None:
+    while httpx.get(f"{url}/health").json()["lag"]:
+        time.sleep(0.02)
+
+
 def ingest_runs() -> dict[str, Any]:
     rates, bare_rates, lags, lookups = [], [], [], []
+    api_cpu, worker_cpu = [], []
     for run in range(RUNS):
         bodies, markers = make_batches(seed=run)
         events = BATCHES * BATCH_SIZE
@@ -228,10 +248,15 @@ def ingest_runs() -> dict[str, Any]:
             try:
                 poller = MarkerPoller(url)
                 poller.thread.start()
+                worker = worker_pid(srv.pid)
+                cpu0 = (cpu_seconds(srv.pid), cpu_seconds(worker))
                 rates.append(events / send_all(url, bodies, markers, poller.acked))
                 poller.done.set()
                 poller.thread.join(timeout=120)
                 lags.extend(poller.lags)
+                wait_caught_up(url)
+                api_cpu.append((cpu_seconds(srv.pid) - cpu0[0]) / events * 1e6)
+                worker_cpu.append((cpu_seconds(worker) - cpu0[1]) / events * 1e6)
                 if run == RUNS - 1:
                     lookups = lookup_latencies(url)
                 health = httpx.get(f"{url}/health").json()
@@ -241,7 +266,14 @@ def ingest_runs() -> dict[str, Any]:
             f"run {run + 1}: {rates[-1]:,.0f} ev/s (bare {bare_rates[-1]:,.0f}), "
             f"lag p99 {percentile(poller.lags, 99):.2f}s, health {health}"
         )
-    return {"rates": rates, "bare": bare_rates, "lags": lags, "lookups": lookups}
+    return {
+        "rates": rates,
+        "bare": bare_rates,
+        "lags": lags,
+        "lookups": lookups,
+        "api_cpu": api_cpu,
+        "worker_cpu": worker_cpu,
+    }
 
 
 def import_runs(datasets: Path | None) -> list[float]:
@@ -287,6 +319,10 @@ def main() -> None:
         "markers": len(ingest["lags"]),
         "profile_lag_median_s": round(median(ingest["lags"]), 3) if ingest["lags"] else None,
         "profile_lookup_median_ms": round(median(ingest["lookups"]) * 1000, 2),
+        "cpu_us_per_event": {
+            "api_process": round(median(ingest["api_cpu"]), 1),
+            "worker_process": round(median(ingest["worker_cpu"]), 1),
+        },
     }
     path = write_results("ingest", __doc__ or "", figures, extra)
     print_table(

@@ -250,6 +250,11 @@ def main() -> None:
     p.processor.stop()
     listener.close()
     p.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is committed and closed; skip interpreter teardown, where DuckDB's bindings
+    # report spurious "leaked instance" warnings while daemon threads still hold references.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,8 +85,19 @@ class SqliteEventLog:
             return self._head
 
     def wait(self, after: int, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self._head > after, timeout)
+        """Wait for a record beyond ``after``, also noticing writes from other processes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                if self._cond.wait_for(lambda: self._head > after, min(0.02, timeout)):
+                    return True
+            head = self._query_head()  # another process (the API) may have written
+            with self._cond:
+                self._head = max(self._head, head)
+                if self._head > after:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
 
     def count(self) -> int:
         with self._read_lock:
