@@ -259,7 +259,9 @@ def ingest_runs() -> dict[str, Any]:
                 worker_cpu.append((cpu_seconds(worker) - cpu0[1]) / events * 1e6)
                 if run == RUNS - 1:
                     lookups = lookup_latencies(url)
-                health = httpx.get(f"{url}/health").json()
+                health = httpx.get(
+                    f"{url}/v1/stats", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+                ).json()
             finally:
                 stop(srv)
         print(

@@ -88,7 +88,8 @@ class Server:
         while time.monotonic() < deadline:
             health = httpx.get(f"{self.url}/health", timeout=5).json()
             if health["lag"] == 0:
-                return dict(health)
+                stats = httpx.get(f"{self.url}/v1/stats", headers=self.admin(), timeout=30)
+                return dict(stats.json())
             time.sleep(0.1)
         raise TimeoutError("processor did not catch up")
 

@@ -275,7 +275,7 @@ def _event_commits(data_dir: Path) -> tuple[int, int, int]:
 
 # -- the rounds -----------------------------------------------------------------------------
 def _health(server: Server) -> dict[str, Any]:
-    resp = httpx.get(f"{server.url}/health", timeout=10)
+    resp = httpx.get(f"{server.url}/v1/stats", headers=server.admin(), timeout=10)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
 

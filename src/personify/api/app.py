@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 import personify
 from personify.api import collect, errors, profiles, quarantine
-from personify.api.deps import Engine
+from personify.api.deps import Admin, Engine
 from personify.facade import Personify
 
 
@@ -41,6 +41,16 @@ def create_app(engine: Personify, *, own_engine: bool = True) -> FastAPI:
     @app.get("/health", tags=["ops"])
     def health(p: Engine) -> dict[str, Any]:
         """Liveness plus the processing lag (messages accepted but not yet in profiles)."""
-        return {"status": "ok", **p.stats()}
+        return {
+            "status": "ok",
+            "log_head": p.stores.log.head(),
+            "processed_up_to": p.processor.position,
+            "lag": p.processor.lag(),
+        }
+
+    @app.get("/v1/stats", tags=["ops"], dependencies=[Admin])
+    def stats(p: Engine) -> dict[str, Any]:
+        """Counts of profiles, events and quarantined messages, and the last processing error."""
+        return p.stats()
 
     return app

@@ -84,6 +84,6 @@ def demo(
     console.print(
         f"serving on http://{host}:{port} — try:\n"
         f"  curl -H 'Authorization: Bearer {settings.admin_key}' "
-        f"'http://{host}:{port}/v1/profiles/lookup?user_id=<id>'"
+        f"'http://{host}:{port}/v1/profiles/lookup?user_id=user_0000005'"
     )
     uvicorn.run(create_app(p), host=host, port=port, log_level="warning")

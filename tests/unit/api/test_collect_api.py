@@ -245,3 +245,12 @@ def test_profile_endpoints_need_the_admin_key(client: TestClient, engine: Person
         "/v1/profiles/lookup?user_id=u1&email=x@y.z", headers={"Authorization": "Bearer admin"}
     )
     assert two.status_code == 400
+
+
+def test_health_is_public_but_stats_need_the_admin_key(client: TestClient) -> None:
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert set(health.json()) == {"status", "log_head", "processed_up_to", "lag"}
+    assert client.get("/v1/stats").status_code == 401
+    stats = client.get("/v1/stats", headers={"Authorization": "Bearer admin"})
+    assert stats.json()["profiles"] == 0 and stats.json()["processor_error"] is None
