@@ -1,0 +1,92 @@
+"""The command line: import, profiles show, quarantine list/replay, and friendly errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from personify.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PERSONIFY_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def write_ndjson(path: Path) -> Path:
+    lines = [
+        orjson.dumps(
+            {
+                "type": "identify",
+                "userId": "u1",
+                "messageId": "m1",
+                "traits": {"email": "ada@example.com", "name": "Ada"},
+            }
+        ).decode(),
+        "{not json",
+        orjson.dumps({"type": "track", "userId": "u1", "messageId": "m2"}).decode(),
+        orjson.dumps(
+            {
+                "type": "track",
+                "userId": "u1",
+                "messageId": "m3",
+                "event": "Order Completed",
+                "properties": {"revenue": 12},
+            }
+        ).decode(),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_ndjson_then_show_the_profile(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["import", "ndjson", str(write_ndjson(tmp_path / "e.ndjson"))])
+    assert result.exit_code == 0, result.output
+    assert "accepted" in result.output and "quarantined" in result.output
+    shown = runner.invoke(app, ["profiles", "show", "--email", "ADA@example.com"])
+    assert shown.exit_code == 0, shown.output
+    assert "u1" in shown.output and "Ada" in shown.output and "Order Completed" in shown.output
+
+
+def test_bad_lines_and_invalid_messages_are_quarantined_and_listed(tmp_path: Path) -> None:
+    runner.invoke(app, ["import", "ndjson", str(write_ndjson(tmp_path / "e.ndjson"))])
+    listed = runner.invoke(app, ["quarantine", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert "line 2" in listed.output  # the unparseable line, with its number
+    assert "event" in listed.output  # the track without an event name
+    replay = runner.invoke(app, ["quarantine", "replay", "--all"])
+    assert replay.exit_code == 0
+    assert "replayed 0 of 2" in replay.output  # still invalid: nothing silently accepted
+
+
+def test_reimporting_the_same_file_is_idempotent(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "e.ndjson")
+    runner.invoke(app, ["import", "ndjson", str(path)])
+    again = runner.invoke(app, ["import", "ndjson", str(path)])
+    assert again.exit_code == 0
+    assert re.search(r"accepted\s*│\s*0\s", again.output), again.output
+    assert re.search(r"duplicates\s*│\s*2\s", again.output), again.output
+
+
+def test_errors_are_printed_with_a_hint_not_a_traceback(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["import", "ndjson", str(tmp_path / "nope.ndjson")])
+    assert missing.exit_code == 2
+    assert "error:" in missing.output and "Traceback" not in missing.output
+    unknown = runner.invoke(app, ["profiles", "show", "--user-id", "ghost"])
+    assert unknown.exit_code == 2 and "no profile has user_id" in unknown.output
+    both = runner.invoke(app, ["profiles", "show", "p_x", "--user-id", "u"])
+    assert both.exit_code == 2 and "exactly one" in both.output
+
+
+def test_a_typo_in_a_setting_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSONIFY_DATA_DIRR", "/tmp/x")
+    result = runner.invoke(app, ["quarantine", "list"])
+    assert result.exit_code == 2
+    assert "PERSONIFY_DATA_DIRR" in result.output
