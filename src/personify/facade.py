@@ -218,6 +218,17 @@ class Personify:
     def profile_by(self, kind: str, value: str) -> dict[str, Any]:
         return self.profile(self.lookup(kind, value))
 
+    @staticmethod
+    def one_identity(given: Mapping[str, str | None], example: str) -> tuple[str, str]:
+        """The single ``(kind, value)`` among the given identities, or a clear error."""
+        present = [(k, v) for k, v in given.items() if v]
+        if len(present) != 1:
+            raise InvalidInput(
+                f"give exactly one of {', '.join(LOOKUP_KINDS)} (got {len(present)})",
+                hint=f"for example {example}",
+            )
+        return present[0][0], str(present[0][1])
+
     def _view(self, doc: dict[str, Any]) -> dict[str, Any]:
         computed = dict(doc["computed"])
         p = self.settings.profiles

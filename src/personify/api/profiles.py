@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from personify.api.deps import Admin, Engine
-from personify.errors import InvalidInput
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"], dependencies=[Admin])
 
@@ -22,22 +21,10 @@ async def lookup(
     phone: str | None = None,
 ) -> dict[str, Any]:
     """The profile holding exactly one given identity."""
-    given = {
-        k: v
-        for k, v in {
-            "user_id": user_id,
-            "anonymous_id": anonymous_id,
-            "email": email,
-            "phone": phone,
-        }.items()
-        if v is not None
-    }
-    if len(given) != 1:
-        raise InvalidInput(
-            "give exactly one of user_id, anonymous_id, email, phone",
-            hint="for example /v1/profiles/lookup?email=ada@example.com",
-        )
-    kind, value = next(iter(given.items()))
+    kind, value = p.one_identity(
+        {"user_id": user_id, "anonymous_id": anonymous_id, "email": email, "phone": phone},
+        "/v1/profiles/lookup?email=ada@example.com",
+    )
     return p.profile_by(kind, value)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from personify.cli.common import console, friendly_errors
+from personify.cli.common import console, friendly_errors, progress
 
 DEMO_WRITE_KEY = "demo-write-key"
 DEMO_ADMIN_KEY = "demo-admin-key"
@@ -23,8 +23,6 @@ def demo(
     """Build the demo storefront through the real collection path, summarize, and serve."""
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from personify.config import Settings
     from personify.demo.storefront import StorefrontSpec, estimate_events, generate
     from personify.platform import build
@@ -37,28 +35,22 @@ def demo(
     spec = StorefrontSpec(customers=customers, days=days, seed=seed)
     started = time.perf_counter()
     p = build(settings)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task("collecting events", total=estimate_events(spec))
+    with progress() as bars:
+        task = bars.add_task("collecting events", total=estimate_events(spec))
         p.processor.start()
 
         def stream() -> object:
             for message in generate(spec):
-                progress.advance(task)
+                bars.advance(task)
                 yield message
 
         result = p.ingest(stream(), "demo", check_size=True)  # type: ignore[arg-type]
-        progress.update(task, total=progress.tasks[task].completed)
-        ptask = progress.add_task("building profiles", total=p.stores.log.head())
+        bars.update(task, total=bars.tasks[task].completed)
+        ptask = bars.add_task("building profiles", total=p.stores.log.head())
         while p.processor.position < p.stores.log.head():
-            progress.update(ptask, completed=p.processor.position)
+            bars.update(ptask, completed=p.processor.position)
             time.sleep(0.1)
-        progress.update(ptask, completed=p.stores.log.head())
+        bars.update(ptask, completed=p.stores.log.head())
     p.processor.stop()
     stats = p.stats()
     table = Table("figure", "value", title=f"demo storefront (seed {seed})")

@@ -8,22 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from personify.cli.common import console, friendly_errors
+from personify.cli.common import console, friendly_errors, progress
 
 app = typer.Typer(help="Import files: Online Retail, customer CSV, newline-delimited Segment JSON.")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def run_import(converter: Any, source: str) -> dict[str, Any]:
@@ -35,12 +24,12 @@ def run_import(converter: Any, source: str) -> dict[str, Any]:
     p = build()
     problems: list[dict[str, Any]] = []
     try:
-        with _progress() as progress:
-            task = progress.add_task("validating + storing", total=converter.total_hint())
+        with progress() as bars:
+            task = bars.add_task("validating + storing", total=converter.total_hint())
 
             def items() -> Iterator[object]:
                 for item in converter.messages():
-                    progress.advance(task)
+                    bars.advance(task)
                     if isinstance(item, ImportProblem):
                         problems.append(
                             {
@@ -55,10 +44,10 @@ def run_import(converter: Any, source: str) -> dict[str, Any]:
             if problems:
                 p.collector.quarantine_raw(problems, source)
             head = p.stores.log.head()
-            ptask = progress.add_task("profiles + event store", total=head)
+            ptask = bars.add_task("profiles + event store", total=head)
             while p.processor.position < head:
                 p.processor.step()
-                progress.update(ptask, completed=p.processor.position)
+                bars.update(ptask, completed=p.processor.position)
         summary = {
             "accepted": result.accepted,
             "duplicates": result.duplicates,

@@ -25,23 +25,16 @@ def show(
     """Show one profile: identities, traits with provenance, computed traits, recent events."""
     from personify.platform import build
 
-    given = {
-        k: v
-        for k, v in {
-            "user_id": user_id,
-            "anonymous_id": anonymous_id,
-            "email": email,
-            "phone": phone,
-        }.items()
-        if v
-    }
-    if (profile_id is None) == (not given) or len(given) > 1:
+    given = {"user_id": user_id, "anonymous_id": anonymous_id, "email": email, "phone": phone}
+    if profile_id is not None and any(given.values()):
         raise InvalidInput(
-            "give a profile id or exactly one identity",
+            "give a profile id or exactly one identity, not both",
             hint="personify profiles show --email ada@example.com",
         )
     with build() as p:
-        pid = profile_id or p.lookup(*next(iter(given.items())))
+        pid = profile_id or p.lookup(
+            *p.one_identity(given, "personify profiles show --email ada@example.com")
+        )
         prof = p.profile(pid)
         ids = Table.grid(padding=(0, 2))
         for kind, values in prof["identities"].items():
