@@ -234,7 +234,9 @@ def strict_equal(a: object, b: object) -> bool:
 
 def _key_order(keys: Mapping[str, Any]) -> list[str]:
     # JavaScript objects list array-index keys first (ascending), then the rest in order.
-    indices = [k for k in keys if k.isascii() and k.isdigit() and str(int(k)) == k and int(k) < 2**32 - 1]
+    indices = [
+        k for k in keys if k.isascii() and k.isdigit() and str(int(k)) == k and int(k) < 2**32 - 1
+    ]
     if not indices:
         return list(keys)
     index_set = set(indices)
@@ -259,7 +261,9 @@ def to_json(value: object) -> str:
         return "[" + ",".join(to_json(item) for item in value) + "]"
     if isinstance(value, Mapping):
         keyed = {to_string(k): v for k, v in value.items()}
-        parts = (f"{json.dumps(k, ensure_ascii=False)}:{to_json(keyed[k])}" for k in _key_order(keyed))
+        parts = (
+            f"{json.dumps(k, ensure_ascii=False)}:{to_json(keyed[k])}" for k in _key_order(keyed)
+        )
         return "{" + ",".join(parts) + "}"
     return "{}"
 

@@ -19,7 +19,7 @@ import re
 from functools import lru_cache
 from typing import Final
 
-from personify.segments.jsvalues import is_number, number_to_string
+from personify.segments.jsvalues import number_to_string
 
 # A leading "v", and a "+" with the rest of the input (not across a line break, as in JS).
 _DECORATION: Final = re.compile("^v|\\+[^\n\r\u2028\u2029]*\\Z")
@@ -37,8 +37,8 @@ def _pad(version: str) -> str:
 
 def padded(version: object) -> str:
     """The comparable form of a version; numbers are read as text, anything else as ``"0"``."""
-    if is_number(version):
-        version = number_to_string(version)  # type: ignore[arg-type]
+    if isinstance(version, int | float) and not isinstance(version, bool):
+        version = number_to_string(version)
     if not isinstance(version, str) or not version:
         version = "0"
     return _pad(version)
