@@ -69,6 +69,19 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+def calibrate() -> float:
+    """Seconds for a fixed pure-Python loop (median of 3): how fast this VM is right now.
+
+    Shared machines vary by tens of percent from hour to hour; compare runs through this.
+    """
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        sum(range(30_000_000))
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times), 3)
+
+
 def write_results(
     name: str, protocol: str, figures: dict[str, float], extra: dict[str, Any]
 ) -> Path:
@@ -81,6 +94,7 @@ def write_results(
             "python": platform.python_version(),
             "platform": platform.platform(),
             "processor": platform.machine(),
+            "calibration_s": calibrate(),
         },
         "command": f"make bench NAME={name}",
         "protocol": protocol,

@@ -15,6 +15,8 @@ Protocol (printed into the results file):
   200 requests/s (open loop, one connection); p99 of request latency.
 * online_retail_import_s: ``personify import online-retail`` of the full 541,909-line file
   into a fresh data dir, wall time including profile building, median of RUNS runs.
+* machine.calibration_s: a fixed pure-Python loop timed at the end of the run; this shared
+  VM's speed varies by tens of percent over hours, so compare runs through it.
 * cpu_us_per_event (diagnostic): CPU seconds used by the API process and by the processing
   worker per ingested event, from /proc, over each run (until the worker caught up).
 """

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from personify.api.deps import Admin, Engine
+
+
+def _json(body: dict[str, Any]) -> Response:
+    # Profiles are plain JSON-ready dicts: orjson writes them directly (the hot read path).
+    return Response(orjson.dumps(body), media_type="application/json")
+
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"], dependencies=[Admin])
 
@@ -19,19 +26,19 @@ async def lookup(
     anonymous_id: str | None = None,
     email: str | None = None,
     phone: str | None = None,
-) -> dict[str, Any]:
+) -> Response:
     """The profile holding exactly one given identity."""
     kind, value = p.one_identity(
         {"user_id": user_id, "anonymous_id": anonymous_id, "email": email, "phone": phone},
         "/v1/profiles/lookup?email=ada@example.com",
     )
-    return p.profile_by(kind, value)
+    return _json(p.profile_by(kind, value))
 
 
 @router.get("/{profile_id}")
-async def get_profile(profile_id: str, p: Engine) -> dict[str, Any]:
+async def get_profile(profile_id: str, p: Engine) -> Response:
     """A unified profile; an id merged into another resolves to the survivor."""
-    return p.profile(profile_id)
+    return _json(p.profile(profile_id))
 
 
 @router.get("/{profile_id}/events")
