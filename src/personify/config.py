@@ -29,7 +29,7 @@ class CollectSettings(_Group):
     max_batch_bytes: int = Field(500 * 1024, description="Largest accepted batch request body.")
     max_batch_messages: int = Field(2500, description="Most messages accepted in one batch.")
     max_processing_lag: int = Field(
-        6000,
+        3000,
         description=(
             "Backpressure: while more accepted messages than this wait for the processor, "
             "HTTP collection waits before accepting more, so profiles stay fresh."

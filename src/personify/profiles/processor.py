@@ -68,7 +68,8 @@ class Processor:
         settings: ProfileSettings,
         clock: Clock,
         on_change: Callable[[set[str]], None] | None = None,
-        batch_size: int = 4000,
+        batch_size: int = 10_000,
+        batch_seconds: float = 0.25,
     ) -> None:
         self._log = event_log
         self._profiles = profiles
@@ -77,7 +78,11 @@ class Processor:
         self._settings = settings
         self._clock = clock
         self._on_change = on_change
-        self._batch_size = batch_size
+        # Batches are sized by time, not count: about ``batch_seconds`` of work each, so a
+        # slower machine makes smaller batches and profiles stay fresh.
+        self._max_batch = batch_size
+        self._batch_seconds = batch_seconds
+        self._batch_size = min(1000, batch_size)
         self._timeout = timedelta(minutes=settings.session_timeout_minutes)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -109,12 +114,17 @@ class Processor:
             records = self._log.read(self.position, self._batch_size)
             if not records:
                 return 0
+            started = time.perf_counter()
             try:
                 self._process(records)
             except Exception:
                 self._resolver.reset()
                 self._load_checkpoints()
                 raise
+            per_record = (time.perf_counter() - started) / len(records)
+            if len(records) >= self._batch_size // 2:
+                target = int(self._batch_seconds / max(per_record, 1e-6))
+                self._batch_size = max(200, min(self._max_batch, target))
             return len(records)
 
     def _process(self, records: list[LogRecord]) -> None:
