@@ -9,7 +9,6 @@ import time
 
 import httpx2 as httpx
 import pytest
-
 from tests.e2e.conftest import WRITE_KEY, Server
 
 pytestmark = pytest.mark.slow
