@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -284,7 +285,7 @@ class Personify:
             msg = self.collector.normalize(
                 raw,
                 source=item["source"] or "replay",
-                received_at=_parse(item["received_at"]),
+                received_at=datetime.fromisoformat(item["received_at"]),
                 check_size=False,
             )
         except InvalidInput as exc:
@@ -336,9 +337,3 @@ def _chunks(items: Iterable[object], size: int) -> Iterator[list[object]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def _parse(text: str) -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -55,14 +54,3 @@ def progress() -> Any:
         TimeElapsedColumn(),
         console=console,
     )
-
-
-@contextmanager
-def engine() -> Iterator[object]:
-    from personify.platform import build
-
-    p = build()
-    try:
-        yield p
-    finally:
-        p.close()

@@ -27,7 +27,6 @@ from personify.profiles.records import IDENTITY_KINDS, combine_computed, new_pro
 from personify.storage.ports import ProfileChanges, ProfileStore
 
 Key = tuple[str, str]
-_RANK = {kind: i for i, kind in enumerate(IDENTITY_KINDS)}
 
 
 def profile_id_for(message_id: str, salt: str = "") -> str:

@@ -21,17 +21,8 @@ from personify.events.importers import (
     OnlineRetailConverter,
     read_table,
 )
+from personify.events.importers.online_retail import COLUMNS
 
-COLUMNS = [
-    "InvoiceNo",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-    "Country",
-]
 UK = "United Kingdom"
 WINTER = datetime(2010, 12, 1, 8, 26)
 LINES: list[tuple[Any, ...]] = [
