@@ -28,7 +28,17 @@ from personify.events.collector import BatchResult, Collector
 from personify.identity.normalize import normalize_email, normalize_phone
 from personify.profiles.processor import Processing, Processor
 from personify.profiles.records import iso, lifecycle_stage
-from personify.storage.ports import Cache, EventLog, EventStore, ProfileStore, QuarantineStore
+from personify.definitions import DefinitionStore
+from personify.segments.engine import SegmentEngine
+from personify.segments.store import SegmentStore
+from personify.storage.ports import (
+    Cache,
+    EventLog,
+    EventStore,
+    ProfileStore,
+    QuarantineStore,
+    ScoreStore,
+)
 
 LOOKUP_KINDS = ("user_id", "anonymous_id", "email", "phone")
 
@@ -40,13 +50,24 @@ class Stores:
     events: EventStore
     quarantine: QuarantineStore
     cache: Cache
+    definitions: DefinitionStore
+    segments: SegmentStore
+    scores: ScoreStore
 
     def forget(self, profile_ids: Iterable[str]) -> None:
         for pid in profile_ids:
             self.cache.delete(pid)
 
     def close(self) -> None:
-        for store in (self.log, self.profiles, self.events, self.quarantine):
+        for store in (
+            self.log,
+            self.profiles,
+            self.events,
+            self.quarantine,
+            self.definitions,
+            self.segments,
+            self.scores,
+        ):
             store.close()
 
 
@@ -60,20 +81,25 @@ class Personify:
         stores: Stores,
         collector: Collector,
         processor: Processing,
+        segment_engine: SegmentEngine | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.stores = stores
         self.collector = collector
         self.processor = processor
+        # The segment engine runs where processing runs (here, or in the worker process).
+        self.segment_engine = segment_engine
         # Cached profile views are invalidated by the processor's callback, which only
         # reaches this process when processing runs here.
         self._cache_views = isinstance(processor, Processor)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        """Start background processing (the server does this)."""
+        """Start background processing and the segment scheduler (the server does this)."""
         self.processor.start()
+        if self.segment_engine is not None:
+            self.segment_engine.start()
 
     def drain(self, timeout: float = 600.0) -> None:
         """Process everything accepted so far (in the calling thread if not started)."""
@@ -81,6 +107,8 @@ class Personify:
 
     def close(self) -> None:
         self.processor.stop()
+        if self.segment_engine is not None:
+            self.segment_engine.stop()
         self.stores.close()
 
     def __enter__(self) -> Personify:
@@ -209,12 +237,22 @@ class Personify:
         cached = self.stores.cache.get(profile_id) if self._cache_views else None
         if cached is not None:
             assert isinstance(cached, dict)
-            return cached
+            return self._derived(cached)
         doc = self._live(profile_id)
         view = self._view(doc)
         if self._cache_views and doc["profile_id"] == profile_id:
             self.stores.cache.set(profile_id, view)
-        return view
+        return self._derived(view)
+
+    def _derived(self, view: dict[str, Any]) -> dict[str, Any]:
+        """The view plus what other writers keep (memberships, scores): never cached, as the
+        segment scheduler and batch scoring change them without touching the profile."""
+        pid = view["profile_id"]
+        return {
+            **view,
+            "segments": sorted(self.stores.segments.memberships([pid]).get(pid, {})),
+            "scores": self.stores.scores.get_many([pid]).get(pid, {}),
+        }
 
     def profile_by(self, kind: str, value: str) -> dict[str, Any]:
         return self.profile(self.lookup(kind, value))
@@ -231,6 +269,7 @@ class Personify:
         return present[0][0], str(present[0][1])
 
     def _view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        pid = doc["profile_id"]
         computed = dict(doc["computed"])
         p = self.settings.profiles
         computed["lifecycle_stage"] = lifecycle_stage(
@@ -245,7 +284,7 @@ class Personify:
             "computed": computed,
             "groups": doc["groups"],
             "merged_from": doc["merged_from"],
-            "history": self.stores.profiles.history(doc["profile_id"]),
+            "history": self.stores.profiles.history(pid),
         }
 
     def timeline(

@@ -10,7 +10,10 @@ from personify.identity.normalize import JunkFilter
 from personify.identity.resolver import Resolver
 from personify.profiles.processor import Processor
 from personify.storage import memory
-from personify.storage.ports import EventLog, EventStore, ProfileStore, QuarantineStore
+from personify.definitions import DefinitionStore, MemoryDefinitionStore, open_sqlite
+from personify.segments.engine import SegmentEngine
+from personify.segments.store import SegmentStore
+from personify.storage.ports import EventLog, EventStore, ProfileStore, QuarantineStore, ScoreStore
 
 
 def build_stores(settings: Settings, *, event_store: EventStore | None = None) -> Stores:
@@ -26,14 +29,23 @@ def build_stores(settings: Settings, *, event_store: EventStore | None = None) -
     if settings.state_backend == "sqlite":
         from personify.storage.sqlite import SqliteQuarantineStore, SqlProfileStore
         from personify.storage.sqlite.profiles import sqlite_engine
+        from personify.storage.sqlite.scores import SqlScoreStore
 
         profiles: ProfileStore = SqlProfileStore(
             sqlite_engine(f"sqlite:///{data / 'state.sqlite'}")
         )
         quarantine: QuarantineStore = SqliteQuarantineStore(data / "quarantine.sqlite")
+        definitions: DefinitionStore = open_sqlite(data)
+        segments = SegmentStore(data / "segments.sqlite")
+        scores: ScoreStore = SqlScoreStore.open(data / "scores.sqlite")
     else:
+        from personify.storage.memory.scores import MemoryScoreStore
+
         profiles = memory.MemoryProfileStore()
         quarantine = memory.MemoryQuarantineStore()
+        definitions = MemoryDefinitionStore()
+        segments = SegmentStore(None)
+        scores = MemoryScoreStore()
     if event_store is not None:
         events: EventStore = event_store
     elif settings.event_store_backend == "duckdb":
@@ -48,6 +60,9 @@ def build_stores(settings: Settings, *, event_store: EventStore | None = None) -
         events=events,
         quarantine=quarantine,
         cache=memory.LruCache(settings.cache_size),
+        definitions=definitions,
+        segments=segments,
+        scores=scores,
     )
 
 
@@ -78,6 +93,14 @@ def build(
     collector = Collector(
         stores.log, stores.quarantine, settings.collect, settings.write_key_sources(), junk, clock
     )
+    segment_engine = SegmentEngine(
+        stores.segments,
+        stores.definitions,
+        stores.profiles,
+        stores.events,
+        clock,
+        scores=stores.scores.get_many,
+    )
     processor = Processor(
         stores.log,
         stores.profiles,
@@ -86,8 +109,10 @@ def build(
         settings.profiles,
         clock,
         on_change=stores.forget,
+        observers=[segment_engine],
     )
-    return Personify(settings, clock, stores, collector, processor)
+    segment_engine.attach(processor.lock)
+    return Personify(settings, clock, stores, collector, processor, segment_engine)
 
 
 def _build_api_side(settings: Settings, clock: Clock) -> Personify:

@@ -14,7 +14,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -34,6 +35,37 @@ from personify.profiles.records import (
 from personify.storage.ports import EventLog, EventStore, LogRecord, ProfileStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """One processed message, as observers downstream of profiles see it."""
+
+    offset: int
+    message: Mapping[str, Any]
+    profile_id: str
+
+
+class Observer(Protocol):
+    """A consumer of processed events that keeps its own derived state (segments, rewards).
+
+    Observers run after the event and profile stores are written. Each keeps its own
+    checkpoint and stores it in the same transaction as its results, so after a crash it is
+    given again exactly the messages it has not stored yet.
+    """
+
+    name: str
+
+    def checkpoint(self) -> int: ...
+
+    def observe(
+        self,
+        events: Sequence[Observed],
+        profiles: Mapping[str, dict[str, Any]],
+        checkpoint: int,
+    ) -> None:
+        """Handle ``events`` (profiles: their current documents) and store ``checkpoint``."""
+        ...
 
 
 class Processing(Protocol):
@@ -70,6 +102,7 @@ class Processor:
         on_change: Callable[[set[str]], None] | None = None,
         batch_size: int = 10_000,
         batch_seconds: float = 0.25,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self._log = event_log
         self._profiles = profiles
@@ -78,6 +111,7 @@ class Processor:
         self._settings = settings
         self._clock = clock
         self._on_change = on_change
+        self._observers = list(observers)
         # Batches are sized by time, not count: about ``batch_seconds`` of work each, so a
         # slower machine makes smaller batches and profiles stay fresh.
         self._max_batch = batch_size
@@ -94,15 +128,27 @@ class Processor:
     def _load_checkpoints(self) -> None:
         self._pcp = self._profiles.checkpoint()
         self._ecp = self._events.checkpoint()
+        self._ocp = [o.checkpoint() for o in self._observers]
 
     @property
     def position(self) -> int:
-        """The offset up to which both stores are current."""
-        return min(self._pcp, self._ecp)
+        """The offset up to which the stores and every observer are current."""
+        return min(self._pcp, self._ecp, *self._ocp)
+
+    def add_observer(self, observer: Observer) -> None:
+        """Attach an observer (before processing starts); it catches up from its checkpoint."""
+        with self._lock:
+            self._observers.append(observer)
+            self._ocp.append(observer.checkpoint())
 
     @property
     def running(self) -> bool:
         return self._thread is not None
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while a batch is processed (observers' schedulers take it to stay in step)."""
+        return self._lock
 
     def lag(self) -> int:
         return max(self._log.head() - self.position, 0)
@@ -135,6 +181,8 @@ class Processor:
         )
         rows: list[dict[str, Any]] = []
         touched: set[str] = set()
+        observed: list[Observed] = []
+        oldest_observer = min(self._ocp, default=records[-1].offset)
         for rec, msg, msg_keys in zip(records, messages, keys, strict=True):
             at: str = msg["timestamp"]
             session_id: str | None = None
@@ -146,6 +194,8 @@ class Processor:
                 pid = self._resolver.resolve_readonly(msg) or "unresolved"
             if rec.offset > self._ecp:
                 rows.append(self._row(msg, pid, session_id, rec.payload))
+            if rec.offset > oldest_observer:
+                observed.append(Observed(rec.offset, msg, pid))
         last = records[-1].offset
         if last > self._ecp:
             self._events.append(rows, checkpoint=last)
@@ -155,9 +205,29 @@ class Processor:
             touched |= set(changes.profiles)
             self._profiles.apply(changes, checkpoint=last)
             self._pcp = last
+        if observed:
+            self._notify(observed, last)
         self.processed += len(records)
         if self._on_change and touched:
             self._on_change(touched)
+
+    def _notify(self, observed: list[Observed], last: int) -> None:
+        # Observers see the surviving profile of each message (merges may happen mid-batch).
+        survivors: dict[str, str] = {}
+        docs: dict[str, dict[str, Any]] = {}
+        for pid in {o.profile_id for o in observed} - {"unresolved"}:
+            survivor = survivors[pid] = self._resolver.survivor(pid)
+            docs[survivor] = self._resolver.doc(survivor)
+        observed = [
+            Observed(o.offset, o.message, survivors.get(o.profile_id, o.profile_id))
+            for o in observed
+        ]
+        for i, observer in enumerate(self._observers):
+            if last <= self._ocp[i]:
+                continue
+            mine = [o for o in observed if o.offset > self._ocp[i]]
+            observer.observe(mine, docs, last)
+            self._ocp[i] = last
 
     def _update_profile(self, pid: str, msg: Mapping[str, Any], at: str) -> str:
         source = (msg.get("_meta") or {}).get("source", "api")

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,17 @@ class RemoteEventStore:
 
     def count_distinct_messages(self) -> int:
         return int(self._call("count_distinct_messages"))
+
+    def scan(
+        self,
+        events: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[list[dict[str, Any]]]:
+        raise Unavailable(
+            "scanning the event history runs in the processing worker",
+            hint="rebuilds and dry runs are done by the worker; use the segments API",
+        )
 
     def close(self) -> None:
         with self._lock:

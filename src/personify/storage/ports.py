@@ -11,7 +11,7 @@ results are durable, and nothing is applied twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -94,6 +94,10 @@ class ProfileStore(Protocol):
         """Number of live (not merged-away) profiles."""
         ...
 
+    def scan(self, batch_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every live profile document, in batches (for rebuilds and dry runs)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -115,6 +119,19 @@ class EventStore(Protocol):
     def count(self) -> int: ...
 
     def count_distinct_messages(self) -> int: ...
+
+    def scan(
+        self,
+        events: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Rows (``profile_id``, ``type``, ``event``, ``timestamp``, ``payload``) in time order.
+
+        With ``events`` and/or ``types``, only track events with those names or messages of
+        those types (either matches).
+        """
+        ...
 
     def close(self) -> None: ...
 
@@ -151,3 +168,25 @@ class Cache(Protocol):
     def delete(self, key: str) -> None: ...
 
     def clear(self) -> None: ...
+
+
+class ScoreStore(Protocol):
+    """Model scores per profile (``scores.<model>`` in conditions), the latest per model."""
+
+    def put(self, model: str, version: int, scores: Mapping[str, float], at: str) -> None:
+        """Upsert ``{profile_id: value}`` for ``model``, replacing each profile's older score."""
+        ...
+
+    def get_many(self, profile_ids: Iterable[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """``{profile_id: {model: {"value", "version", "at"}}}``; unscored profiles are absent."""
+        ...
+
+    def delete_profiles(self, profile_ids: Iterable[str]) -> int:
+        """Remove every score of these profiles (erasure); returns how many were removed."""
+        ...
+
+    def count(self, model: str | None = None) -> int:
+        """Stored scores, of one model or of all."""
+        ...
+
+    def close(self) -> None: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,40 @@ class DuckDbEventStore:
             finally:
                 cur.close()
         return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def scan(
+        self,
+        events: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[list[dict[str, Any]]]:
+        cols = ("profile_id", "type", "event", "timestamp", "payload")
+        select = ", ".join(
+            f'strftime("{c}", \'{_ISO}\') AS "{c}"' if c == "timestamp" else f'"{c}"' for c in cols
+        )
+        sql = f"SELECT {select} FROM events"
+        params: list[Any] = []
+        tests = []
+        if events:
+            tests.append(f"event IN ({', '.join('?' for _ in events)})")
+            params += list(events)
+        if types:
+            tests.append(f"type IN ({', '.join('?' for _ in types)})")
+            params += list(types)
+        if tests:
+            sql += " WHERE " + " OR ".join(tests)
+        sql += ' ORDER BY "timestamp", message_id'
+        with self._lock:
+            cur = self._con.cursor()
+        try:
+            rel = cur.execute(sql, params)
+            while True:
+                rows = rel.fetchmany(batch_size)
+                if not rows:
+                    return
+                yield [dict(zip(cols, r, strict=True)) for r in rows]
+        finally:
+            cur.close()
 
     def count(self) -> int:
         with self._lock:

@@ -6,7 +6,7 @@ import copy
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from personify.storage.ports import LogRecord, ProfileChanges
@@ -101,6 +101,13 @@ class MemoryProfileStore:
         with self._lock:
             return sum(1 for p in self._profiles.values() if not p.get("merged_into"))
 
+    def scan(self, batch_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        with self._lock:
+            live = [p for p in sorted(self._profiles) if not self._profiles[p].get("merged_into")]
+        for i in range(0, len(live), batch_size):
+            docs = self.get_many(live[i : i + batch_size])
+            yield [docs[pid] for pid in live[i : i + batch_size] if pid in docs]
+
     def close(self) -> None:
         pass
 
@@ -136,6 +143,23 @@ class MemoryEventStore:
     def count(self) -> int:
         with self._lock:
             return len(self._events)
+
+    def scan(
+        self,
+        events: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[list[dict[str, Any]]]:
+        names, kinds = set(events or ()), set(types or ())
+        with self._lock:
+            rows = [
+                {k: e[k] for k in ("profile_id", "type", "event", "timestamp", "payload")}
+                for e in self._events
+                if not (names or kinds) or e["event"] in names or e["type"] in kinds
+            ]
+        rows.sort(key=lambda r: (r["timestamp"], r["payload"]))
+        for i in range(0, len(rows), batch_size):
+            yield rows[i : i + batch_size]
 
     def count_distinct_messages(self) -> int:
         with self._lock:

@@ -6,7 +6,7 @@ different engine; only the upsert statement is dialect-specific.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -214,6 +214,20 @@ class SqlProfileStore:
                 .where(profiles_t.c.merged_into.is_(None))
             ).scalar()
         return int(value or 0)
+
+    def scan(self, batch_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        after = ""
+        while True:
+            with self._engine.connect() as con:
+                rows = con.exec_driver_sql(
+                    f"SELECT profile_id, doc FROM profiles WHERE merged_into IS NULL "
+                    f"AND profile_id > {self._mark} ORDER BY profile_id LIMIT {int(batch_size)}",
+                    (after,),
+                ).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [orjson.loads(doc) for _, doc in rows]
 
     def close(self) -> None:
         self._engine.dispose()

@@ -1,0 +1,417 @@
+"""The segment engine: memberships that follow events and time, without nightly recomputes.
+
+It is an observer of the profile processor (``personify.profiles.processor.Observer``): after
+each processed batch it folds the batch's events into the behavioural clause states of the
+profiles they touched, re-evaluates those profiles' segments once, and writes the states, the
+membership changes (entered / exited, with history and an internal change stream) and its
+checkpoint in one transaction. Each profile also gets a *due* time — the next moment any of
+its answers changes with no new event (a window expiring, 24 h passing since a cart add) — and
+:meth:`tick`, called by the scheduler thread, re-evaluates only the profiles that are due.
+
+Definitions live in the versioned definition store; the engine polls its revision and, when a
+segment is created or changed, rebuilds that segment from the event history and the profile
+store (:meth:`rebuild`), so a new segment is complete at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from personify.clock import Clock
+from personify.definitions import DefinitionStore
+from personify.profiles.processor import Observed
+from personify.profiles.records import iso
+from personify.segments.behavior import Clause, EventAggregate
+from personify.segments.definition import KIND, Segment, compile_segment, evaluate_at
+from personify.segments.document import condition_document
+from personify.segments.store import SegmentStore, SegmentWrite
+from personify.storage.ports import EventStore, ProfileStore
+
+log = logging.getLogger(__name__)
+ScoresFor = Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]]
+
+
+class SegmentEngine:
+    name = "segments"
+
+    def __init__(
+        self,
+        store: SegmentStore,
+        definitions: DefinitionStore,
+        profiles: ProfileStore,
+        events: EventStore | None,
+        clock: Clock,
+        scores: ScoresFor | None = None,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.store = store
+        self._definitions = definitions
+        self._profiles = profiles
+        self._events = events
+        self._clock = clock
+        self._scores = scores
+        self._poll = poll_seconds
+        self._lock = threading.RLock()
+        self._revision = -1
+        self._checked = 0.0
+        self.segments: dict[str, Segment] = {}
+        self._order: list[Segment] = []
+        self._clauses: dict[str, Clause] = {}
+        self._by_event: dict[str | None, list[Clause]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outer: AbstractContextManager[Any] = nullcontext()
+        self.last_error: str | None = None
+        self.reload(rebuild=False)
+
+    # -- definitions ----------------------------------------------------------------------
+    def reload(self, *, rebuild: bool = True) -> list[str]:
+        """Pick up changed definitions; rebuild the segments that changed. Returns their keys."""
+        with self._lock:
+            revision = self._definitions.revision()
+            if revision == self._revision:
+                return []
+            current: dict[str, Segment] = {}
+            for d in self._definitions.list(KIND):
+                try:
+                    current[d.key] = compile_segment(d.body, d.version)
+                except Exception as exc:  # validated when saved; an old body may not be
+                    log.warning("segment %s v%s no longer compiles: %s", d.key, d.version, exc)
+            changed = [
+                k
+                for k, s in current.items()
+                if k not in self.segments or self.segments[k].version != s.version
+            ]
+            removed = [k for k in self.segments if k not in current]
+            self._install(current)
+            self._revision = revision
+            if removed:
+                self._drop(removed)
+            if rebuild and changed:
+                self._rebuild(changed)
+            return changed + removed
+
+    def _install(self, segments: dict[str, Segment]) -> None:
+        self.segments = segments
+        # Segments that read other segments' memberships are evaluated after the others.
+        self._order = sorted(segments.values(), key=lambda s: (s.uses_segments, s.key))
+        self._clauses = {cid: c for s in segments.values() for cid, c in s.clauses.items()}
+        by_event: dict[str | None, list[Clause]] = defaultdict(list)
+        for clause in self._clauses.values():
+            for f in clause.filters():
+                for name in f.names or {None}:
+                    if clause not in by_event[name]:
+                        by_event[name].append(clause)
+        self._by_event = dict(by_event)
+
+    def _drop(self, keys: list[str]) -> None:
+        now = iso(self._clock.now())
+        w = SegmentWrite()
+        for key in keys:
+            w.exited += [(key, m["profile_id"], now) for m in self.store.members(key, None)]
+        self.store.write(w)
+
+    def attach(self, outer: AbstractContextManager[Any]) -> None:
+        """Share the processor's lock: the scheduler then never runs while a batch is half
+        written (the event store ahead of this engine), so a rebuild never counts twice."""
+        self._outer = outer
+
+    def _maybe_reload(self) -> set[str]:
+        """Reload definitions if the poll interval passed; the clause ids rebuilt from history."""
+        t = time.monotonic()
+        if t - self._checked < self._poll:
+            return set()
+        self._checked = t
+        before = set(self._clauses)
+        changed = self.reload()
+        return {cid for k in changed if k in self.segments for cid in self.segments[k].clauses} | (
+            set(self._clauses) - before
+        )
+
+    # -- the observer ---------------------------------------------------------------------
+    def checkpoint(self) -> int:
+        return self.store.checkpoint()
+
+    def observe(
+        self,
+        events: Sequence[Observed],
+        profiles: Mapping[str, dict[str, Any]],
+        checkpoint: int,
+    ) -> None:
+        with self._lock:
+            # A segment rebuilt now has already read this batch from the event store.
+            rebuilt = self._maybe_reload()
+            if not self.segments:
+                self.store.write(SegmentWrite(checkpoint=checkpoint))
+                return
+            by_profile: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+            for item in events:
+                if item.profile_id in profiles:
+                    by_profile[item.profile_id].append(item.message)
+            w = SegmentWrite(checkpoint=checkpoint)
+            self._evaluate(by_profile, profiles, w, skip=rebuilt)
+            self.store.write(w)
+
+    def _relevant(self, message: Mapping[str, Any]) -> list[Clause]:
+        named = self._by_event.get(message.get("event"), []) if message.get("event") else []
+        return named + self._by_event.get(None, [])
+
+    def _evaluate(
+        self,
+        by_profile: Mapping[str, Sequence[Mapping[str, Any]]],
+        docs: Mapping[str, dict[str, Any]],
+        w: SegmentWrite,
+        skip: set[str] | None = None,
+    ) -> None:
+        pids = list(by_profile)
+        now = self._clock.now()
+        cids = list(self._clauses)
+        states = self.store.states(pids, cids)
+        members = self.store.memberships(pids)
+        scores = self._scores(pids) if self._scores else {}
+        at = iso(now)
+        for pid in pids:
+            mine = {cid: states[(pid, cid)] for cid in cids if (pid, cid) in states}
+            for message in by_profile[pid]:
+                for clause in self._relevant(message):
+                    if skip and clause.id in skip:
+                        continue
+                    state = mine.setdefault(clause.id, {})
+                    if clause.update(state, message):
+                        if isinstance(clause, EventAggregate):
+                            clause.prune(state, now)
+                        w.states[(pid, clause.id)] = state
+            self._decide(pid, docs[pid], mine, members.get(pid, {}), scores.get(pid), now, at, w)
+
+    def _decide(
+        self,
+        pid: str,
+        raw: Mapping[str, Any],
+        states: Mapping[str, dict[str, Any]],
+        current: Mapping[str, str],
+        scores: Mapping[str, Any] | None,
+        now: datetime,
+        at: str,
+        w: SegmentWrite,
+    ) -> None:
+        if raw.get("merged_into"):
+            w.exited += [(seg, pid, at) for seg in current]
+            w.due[pid] = None
+            return
+        doc = condition_document({**raw, "scores": scores or {}, "segments": list(current)})
+        identities = raw.get("identities") or {}
+        identities = {**identities, "profile_id": [pid]}
+        inside = set(current)
+        due: datetime | None = None
+        for segment in self._order:
+            doc["segments"] = sorted(inside)
+            member = evaluate_at(segment, doc, identities, states, now)
+            if member and segment.key not in inside:
+                w.entered.append((segment.key, pid, at))
+                inside.add(segment.key)
+            elif not member and segment.key in inside:
+                w.exited.append((segment.key, pid, at))
+                inside.discard(segment.key)
+            for cid, clause in segment.clauses.items():
+                moment = clause.due(states.get(cid), doc, now)
+                if moment is not None and (due is None or moment < due):
+                    due = moment
+        w.due[pid] = iso(due) if due is not None else None
+
+    # -- time -----------------------------------------------------------------------------
+    def tick(self, limit: int = 5000) -> int:
+        """Re-evaluate the profiles whose memberships may have changed with time; how many."""
+        with self._outer, self._lock:
+            self._maybe_reload()
+            due = self.store.due_before(iso(self._clock.now()), limit)
+            if not due:
+                return 0
+            self.refresh(due)
+            return len(due)
+
+    def refresh(self, profile_ids: Iterable[str]) -> None:
+        """Re-evaluate profiles now (after scores change, or when due)."""
+        with self._lock:
+            pids = list(dict.fromkeys(profile_ids))
+            docs = self._profiles.get_many(pids)
+            w = SegmentWrite()
+            for pid in pids:
+                if pid not in docs:
+                    w.due[pid] = None
+            self._evaluate({pid: () for pid in pids if pid in docs}, docs, w)
+            self.store.write(w)
+
+    def start(self, interval: float = 1.0) -> None:
+        """Run :meth:`tick` (and definition reloads) every ``interval`` seconds in a thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    while self.tick() >= 5000:
+                        pass
+                    self.last_error = None
+                except Exception as exc:  # keep the scheduler alive; report through stats
+                    self.last_error = repr(exc)
+                    log.exception("segment scheduler tick failed")
+
+        self._thread = threading.Thread(target=run, name="personify-segments", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    # -- rebuild --------------------------------------------------------------------------
+    def rebuild(self, keys: Sequence[str] | None = None) -> dict[str, int]:
+        """Recompute segments (all, or ``keys``) from the event history; sizes afterwards.
+
+        Clause states of the rebuilt segments are recomputed from the event store, then every
+        live profile is evaluated. Memberships that change are recorded as entered/exited.
+        """
+        with self._outer:
+            self.reload(rebuild=False)
+            return self._rebuild(keys)
+
+    def _rebuild(self, keys: Sequence[str] | None = None) -> dict[str, int]:
+        with self._lock:
+            wanted = [self.segments[k] for k in (keys or list(self.segments)) if k in self.segments]
+            clauses = {cid: c for s in wanted for cid, c in s.clauses.items()}
+            if clauses and self._events is not None:
+                self._replay_clauses(clauses)
+            now = self._clock.now()
+            at = iso(now)
+            cids = list(self._clauses)
+            for batch in self._profiles.scan(2000):
+                pids = [d["profile_id"] for d in batch]
+                states = self.store.states(pids, cids)
+                members = self.store.memberships(pids)
+                scores = self._scores(pids) if self._scores else {}
+                w = SegmentWrite()
+                for doc in batch:
+                    pid = doc["profile_id"]
+                    mine = {cid: states[(pid, cid)] for cid in cids if (pid, cid) in states}
+                    self._decide(pid, doc, mine, members.get(pid, {}), scores.get(pid), now, at, w)
+                self.store.write(w)
+            sizes = self.store.sizes()
+            return {s.key: sizes.get(s.key, 0) for s in wanted}
+
+    def _replay_clauses(self, clauses: Mapping[str, Clause]) -> None:
+        assert self._events is not None
+        names: set[str] = set()
+        types: set[str] = set()
+        for clause in clauses.values():
+            for f in clause.filters():
+                names |= f.names
+                types |= f.types
+                if not f.names and not f.types:
+                    names, types = set(), set()
+                    break
+        states: dict[tuple[str, str], dict[str, Any]] = {}
+        survivor: dict[str, str] = {}
+        now = self._clock.now()
+        for rows in self._events.scan(sorted(names) or None, sorted(types) or None):
+            unknown = [r["profile_id"] for r in rows if r["profile_id"] not in survivor]
+            if unknown:
+                for pid, doc in self._profiles.get_many(set(unknown)).items():
+                    survivor[pid] = doc.get("merged_into") or pid
+                self._follow(survivor)
+            for row in rows:
+                live = survivor.get(row["profile_id"])
+                if live is None:
+                    continue
+                pid = live
+                message = orjson.loads(row["payload"])
+                for clause in clauses.values():
+                    key = (pid, clause.id)
+                    state = states.get(key)
+                    fresh = {} if state is None else state
+                    if clause.update(fresh, message) and state is None:
+                        states[key] = fresh
+        for (_pid, cid), state in states.items():
+            clause = clauses[cid]
+            if isinstance(clause, EventAggregate):
+                clause.prune(state, now)
+        w = SegmentWrite(states=states)
+        self.store.write(w)
+
+    def _follow(self, survivor: dict[str, str]) -> None:
+        """Resolve merge chains so every id maps to its live profile."""
+        for _ in range(64):
+            pending = {v for k, v in survivor.items() if v != k and v not in survivor}
+            if not pending:
+                break
+            for pid, doc in self._profiles.get_many(pending).items():
+                survivor[pid] = doc.get("merged_into") or pid
+        for pid in list(survivor):
+            seen = 0
+            target = survivor[pid]
+            while survivor.get(target, target) != target and seen < 64:
+                target, seen = survivor[target], seen + 1
+            survivor[pid] = target
+
+    # -- reads ----------------------------------------------------------------------------
+    def dry_run(self, body: Mapping[str, Any], sample: int = 10) -> dict[str, Any]:
+        """Count and sample the profiles a (not yet saved) definition would hold right now."""
+        with self._lock:
+            segment = compile_segment({**body, "key": body.get("key") or "dry_run"})
+            states: dict[str, dict[str, dict[str, Any]]] = {}
+            if segment.clauses and self._events is not None:
+                states = self._states_from_history(segment.clauses)
+            now = self._clock.now()
+            count, examples = 0, list[str]()
+            for batch in self._profiles.scan(2000):
+                pids = [d["profile_id"] for d in batch]
+                members = self.store.memberships(pids)
+                scores = self._scores(pids) if self._scores else {}
+                for raw in batch:
+                    pid = raw["profile_id"]
+                    doc = condition_document(
+                        {**raw, "scores": scores.get(pid) or {}, "segments": list(members[pid])}
+                    )
+                    mine = states.get(pid, {})
+                    idents = {**(raw.get("identities") or {}), "profile_id": [pid]}
+                    if evaluate_at(segment, doc, idents, mine, now):
+                        count += 1
+                        if len(examples) < sample:
+                            examples.append(pid)
+            return {"count": count, "sample": examples, "at": iso(now)}
+
+    def _states_from_history(
+        self, clauses: Mapping[str, Clause]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        assert self._events is not None
+        states: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        survivor: dict[str, str] = {}
+        for rows in self._events.scan(None, None):
+            unknown = {r["profile_id"] for r in rows if r["profile_id"] not in survivor}
+            if unknown:
+                for pid, doc in self._profiles.get_many(unknown).items():
+                    survivor[pid] = doc.get("merged_into") or pid
+                self._follow(survivor)
+            for row in rows:
+                live = survivor.get(row["profile_id"])
+                if live is None:
+                    continue
+                pid = live
+                message = orjson.loads(row["payload"])
+                for clause in clauses.values():
+                    clause.update(states[pid].setdefault(clause.id, {}), message)
+        return states
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()

@@ -1,0 +1,327 @@
+"""Where the segment engine keeps its state: memberships, their history, clause states, due times.
+
+One SQLite file (``segments.sqlite``, WAL) in embedded mode. The engine writes a processed
+batch's clause states, membership changes, due times and its log checkpoint in one
+transaction, so after a crash it resumes exactly where its results end. Readers in other
+processes (the API) see memberships as soon as they commit.
+
+Tables: ``members`` (current, one row per segment and profile), ``history`` (entered_at /
+exited_at per stay), ``changes`` (the internal entered/exited event stream, with a sequence
+number consumers read from), ``clause_state`` (per profile and behavioural clause), ``due``
+(the next moment a profile's memberships may change by time alone), ``checkpoints``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import orjson
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+
+from personify.storage.sqlite.profiles import sqlite_engine
+
+F = TypeVar("F", bound=Callable[..., Any])
+metadata = MetaData()
+members_t = Table(
+    "members",
+    metadata,
+    Column("segment", String(64), primary_key=True),
+    Column("profile_id", String(64), primary_key=True, index=True),
+    Column("entered_at", String(40), nullable=False),
+)
+history_t = Table(
+    "history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("segment", String(64), nullable=False, index=True),
+    Column("profile_id", String(64), nullable=False, index=True),
+    Column("entered_at", String(40), nullable=False),
+    Column("exited_at", String(40), nullable=True),
+)
+changes_t = Table(
+    "changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("segment", String(64), nullable=False),
+    Column("profile_id", String(64), nullable=False),
+    Column("change", String(8), nullable=False),
+    Column("at", String(40), nullable=False),
+)
+clause_state_t = Table(
+    "clause_state",
+    metadata,
+    Column("profile_id", String(64), primary_key=True),
+    Column("clause", String(32), primary_key=True),
+    Column("state", LargeBinary, nullable=False),
+)
+due_t = Table(
+    "due",
+    metadata,
+    Column("profile_id", String(64), primary_key=True),
+    Column("due_at", String(40), nullable=False, index=True),
+)
+checkpoints_t = Table(
+    "checkpoints",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("offset", Integer, nullable=False),
+)
+
+
+@dataclass
+class SegmentWrite:
+    """Everything one engine step changes, written atomically."""
+
+    states: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    entered: list[tuple[str, str, str]] = field(default_factory=list)  # segment, pid, at
+    exited: list[tuple[str, str, str]] = field(default_factory=list)
+    due: dict[str, str | None] = field(default_factory=dict)  # pid -> due_at (None: nothing)
+    checkpoint: int | None = None
+
+
+def _serialized(method: F) -> F:
+    """Run under the store's mutex (the in-memory database has one shared connection)."""
+
+    @functools.wraps(method)
+    def run(self: SegmentStore, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return cast(F, run)
+
+
+class SegmentStore:
+    """SQLite store for the segment engine (``path=None``: a private in-memory database)."""
+
+    def __init__(self, path: Path | None) -> None:
+        if path is None:
+            # One shared connection, so every thread sees the same private database.
+            self._engine: Engine = create_engine(
+                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            self._engine = sqlite_engine(f"sqlite:///{path}")
+        self._mutex: AbstractContextManager[Any] = (
+            threading.RLock() if path is None else nullcontext()
+        )
+        metadata.create_all(self._engine)
+
+    # -- writes ---------------------------------------------------------------------------
+    @_serialized
+    def write(self, w: SegmentWrite, name: str = "segments") -> None:
+        with self._engine.begin() as con:
+            if w.states:
+                con.exec_driver_sql(
+                    "INSERT INTO clause_state (profile_id, clause, state) VALUES (?, ?, ?) "
+                    "ON CONFLICT (profile_id, clause) DO UPDATE SET state = excluded.state",
+                    [(pid, cid, orjson.dumps(s)) for (pid, cid), s in w.states.items()],
+                )
+            if w.entered:
+                con.exec_driver_sql(
+                    "INSERT OR IGNORE INTO members (segment, profile_id, entered_at) "
+                    "VALUES (?, ?, ?)",
+                    w.entered,
+                )
+                con.exec_driver_sql(
+                    "INSERT INTO history (segment, profile_id, entered_at) VALUES (?, ?, ?)",
+                    w.entered,
+                )
+            if w.exited:
+                con.exec_driver_sql(
+                    "DELETE FROM members WHERE segment = ? AND profile_id = ?",
+                    [(s, p) for s, p, _ in w.exited],
+                )
+                con.exec_driver_sql(
+                    "UPDATE history SET exited_at = ? WHERE segment = ? AND profile_id = ? "
+                    "AND exited_at IS NULL",
+                    [(at, s, p) for s, p, at in w.exited],
+                )
+            changes = [(s, p, "entered", at) for s, p, at in w.entered]
+            changes += [(s, p, "exited", at) for s, p, at in w.exited]
+            if changes:
+                con.exec_driver_sql(
+                    "INSERT INTO changes (segment, profile_id, change, at) VALUES (?, ?, ?, ?)",
+                    changes,
+                )
+            if w.due:
+                gone = [(pid,) for pid, at in w.due.items() if at is None]
+                if gone:
+                    con.exec_driver_sql("DELETE FROM due WHERE profile_id = ?", gone)
+                due = [(pid, at) for pid, at in w.due.items() if at is not None]
+                if due:
+                    con.exec_driver_sql(
+                        "INSERT INTO due (profile_id, due_at) VALUES (?, ?) "
+                        "ON CONFLICT (profile_id) DO UPDATE SET due_at = excluded.due_at",
+                        due,
+                    )
+            if w.checkpoint is not None:
+                con.exec_driver_sql(
+                    'INSERT INTO checkpoints (name, "offset") VALUES (?, ?) '
+                    'ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"',
+                    (name, w.checkpoint),
+                )
+
+    @_serialized
+    def reset(self, segments: Iterable[str] | None = None, *, clauses: bool = False) -> None:
+        """Forget current members (of some segments, or all) and optionally all clause states.
+
+        History rows stay (closed by the caller through exits when it means them to).
+        """
+        with self._engine.begin() as con:
+            if segments is None:
+                con.exec_driver_sql("DELETE FROM members")
+            else:
+                con.exec_driver_sql(
+                    "DELETE FROM members WHERE segment = ?", [(s,) for s in segments]
+                )
+            if clauses:
+                con.exec_driver_sql("DELETE FROM clause_state")
+                con.exec_driver_sql("DELETE FROM due")
+
+    @_serialized
+    def delete_profiles(self, profile_ids: Sequence[str]) -> int:
+        """Erase every trace of these profiles (privacy erasure)."""
+        rows = [(pid,) for pid in profile_ids]
+        removed = 0
+        with self._engine.begin() as con:
+            for table in ("members", "history", "changes", "clause_state", "due"):
+                removed += con.exec_driver_sql(
+                    f"DELETE FROM {table} WHERE profile_id = ?", rows
+                ).rowcount
+        return removed
+
+    # -- reads ----------------------------------------------------------------------------
+    @_serialized
+    def checkpoint(self, name: str = "segments") -> int:
+        with self._engine.connect() as con:
+            value = con.exec_driver_sql(
+                'SELECT "offset" FROM checkpoints WHERE name = ?', (name,)
+            ).scalar()
+        return int(value or 0)
+
+    @_serialized
+    def states(
+        self, profile_ids: Sequence[str], clause_ids: Sequence[str]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        if not profile_ids or not clause_ids:
+            return out
+        wanted = set(clause_ids)
+        with self._engine.connect() as con:
+            for chunk in _chunks(list(profile_ids), 500):
+                marks = ", ".join("?" * len(chunk))
+                for pid, cid, state in con.exec_driver_sql(
+                    f"SELECT profile_id, clause, state FROM clause_state "
+                    f"WHERE profile_id IN ({marks})",
+                    tuple(chunk),
+                ):
+                    if cid in wanted:
+                        out[(pid, cid)] = orjson.loads(state)
+        return out
+
+    @_serialized
+    def memberships(self, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Current segments per profile: ``{pid: {segment: entered_at}}``."""
+        out: dict[str, dict[str, str]] = {pid: {} for pid in profile_ids}
+        with self._engine.connect() as con:
+            for chunk in _chunks(list(profile_ids), 500):
+                marks = ", ".join("?" * len(chunk))
+                for seg, pid, at in con.exec_driver_sql(
+                    f"SELECT segment, profile_id, entered_at FROM members "
+                    f"WHERE profile_id IN ({marks})",
+                    tuple(chunk),
+                ):
+                    out[pid][seg] = at
+        return out
+
+    @_serialized
+    def due_before(self, at: str, limit: int = 5000) -> list[str]:
+        with self._engine.connect() as con:
+            rows = con.exec_driver_sql(
+                "SELECT profile_id FROM due WHERE due_at <= ? ORDER BY due_at LIMIT ?", (at, limit)
+            )
+            return [r[0] for r in rows]
+
+    @_serialized
+    def members(
+        self, segment: str, limit: int | None = 100, offset: int = 0
+    ) -> list[dict[str, str]]:
+        sql = "SELECT profile_id, entered_at FROM members WHERE segment = ? ORDER BY profile_id"
+        params: tuple[Any, ...] = (segment,)
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += (limit, offset)
+        with self._engine.connect() as con:
+            return [
+                {"profile_id": p, "entered_at": at} for p, at in con.exec_driver_sql(sql, params)
+            ]
+
+    @_serialized
+    def sizes(self) -> dict[str, int]:
+        with self._engine.connect() as con:
+            rows = con.exec_driver_sql("SELECT segment, count(*) FROM members GROUP BY segment")
+            return {seg: int(n) for seg, n in rows}
+
+    @_serialized
+    def size_over_time(self, segment: str, points: Sequence[str]) -> list[dict[str, Any]]:
+        """Members at each instant, from the entered/exited history (exact, no snapshots)."""
+        out = []
+        with self._engine.connect() as con:
+            for at in points:
+                n = con.exec_driver_sql(
+                    "SELECT count(*) FROM history WHERE segment = ? AND entered_at <= ? "
+                    "AND (exited_at IS NULL OR exited_at > ?)",
+                    (segment, at, at),
+                ).scalar()
+                out.append({"at": at, "size": int(n or 0)})
+        return out
+
+    @_serialized
+    def first_entry(self, segment: str) -> str | None:
+        with self._engine.connect() as con:
+            value = con.exec_driver_sql(
+                "SELECT min(entered_at) FROM history WHERE segment = ?", (segment,)
+            ).scalar()
+        return str(value) if value else None
+
+    @_serialized
+    def history(self, profile_id: str) -> list[dict[str, Any]]:
+        with self._engine.connect() as con:
+            rows = con.exec_driver_sql(
+                "SELECT segment, entered_at, exited_at FROM history WHERE profile_id = ? "
+                "ORDER BY id",
+                (profile_id,),
+            )
+            return [{"segment": s, "entered_at": e, "exited_at": x} for s, e, x in rows]
+
+    @_serialized
+    def changes(self, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """The internal ``Segment Entered`` / ``Segment Exited`` stream, from sequence ``after``."""
+        with self._engine.connect() as con:
+            rows = con.execute(
+                text(
+                    "SELECT seq, segment, profile_id, change, at FROM changes WHERE seq > :a "
+                    "ORDER BY seq LIMIT :n"
+                ),
+                {"a": after, "n": limit},
+            )
+            return [
+                {"seq": q, "segment": s, "profile_id": p, "change": c, "at": at}
+                for q, s, p, c, at in rows
+            ]
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
