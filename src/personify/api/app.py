@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import personify
-from personify.api import collect, errors, profiles, quarantine
+from personify.api import collect, errors, profiles, quarantine, segments
 from personify.api.deps import Admin, Engine
 from personify.facade import Personify
 
@@ -37,6 +37,7 @@ def create_app(engine: Personify, *, own_engine: bool = True) -> FastAPI:
     app.include_router(collect.router)
     app.include_router(profiles.router)
     app.include_router(quarantine.router)
+    app.include_router(segments.router)
 
     @app.get("/health", tags=["ops"])
     def health(p: Engine) -> dict[str, Any]:

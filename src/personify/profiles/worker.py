@@ -31,10 +31,12 @@ from typing import Any
 import orjson
 
 from personify.config import Settings
-from personify.errors import Unavailable
+from personify.errors import PersonifyError, Unavailable
 from personify.storage.ports import EventLog, ProfileStore
 
 _READ_METHODS = ("timeline", "count", "count_distinct_messages", "checkpoint")
+# Segment work that needs the event history runs where the event store is.
+_SEGMENT_METHODS = {"segments_dry_run": "dry_run", "segments_rebuild": "rebuild"}
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -66,9 +68,15 @@ class RemoteEventStore:
                             f"the processing worker is not reachable ({exc})",
                             hint="it restarts by itself; retry in a few seconds",
                         ) from exc
+        if status == "invalid" and isinstance(value, PersonifyError):
+            raise value
         if status != "ok":
             raise Unavailable(f"the processing worker failed: {value}")
         return value
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Run segment work in the worker (``segments_dry_run``, ``segments_rebuild``)."""
+        return self._call(method, *args)
 
     def append(self, events: Sequence[dict[str, Any]], checkpoint: int | None = None) -> None:
         raise Unavailable("only the processing worker writes the event store")
@@ -202,7 +210,7 @@ class WorkerProcess:
         self._proc = None
 
 
-def _serve_reads(listener: Listener, events: Any) -> None:
+def _serve_reads(listener: Listener, events: Any, segments: Any = None) -> None:
     def handle(conn: Connection) -> None:
         with conn:
             while True:
@@ -211,9 +219,14 @@ def _serve_reads(listener: Listener, events: Any) -> None:
                 except (EOFError, OSError):
                     return
                 try:
+                    if method in _SEGMENT_METHODS and segments is not None:
+                        conn.send(("ok", getattr(segments, _SEGMENT_METHODS[method])(*args)))
+                        continue
                     if method not in _READ_METHODS:
                         raise ValueError(f"unknown method {method!r}")
                     conn.send(("ok", getattr(events, method)(*args)))
+                except PersonifyError as exc:  # a caller's mistake: re-raised as it was
+                    conn.send(("invalid", exc))
                 except Exception as exc:  # answered to the caller, who raises Unavailable
                     conn.send(("err", repr(exc)))
 
@@ -251,7 +264,9 @@ def main() -> None:
     path = socket_path(settings.data_dir)
     path.unlink(missing_ok=True)
     listener = Listener(str(path), "AF_UNIX", authkey=authkey)
-    threading.Thread(target=_serve_reads, args=(listener, p.stores.events), daemon=True).start()
+    threading.Thread(
+        target=_serve_reads, args=(listener, p.stores.events, p.segment_engine), daemon=True
+    ).start()
     p.processor.start()
     sys.stdout.write("ready\n")
     sys.stdout.flush()

@@ -128,7 +128,7 @@ def _type_problems(condition: Any, where: str = "") -> list[Problem]:
     return problems
 
 
-def _segment_refs(condition: Any) -> set[str]:
+def segment_refs(condition: Any) -> set[str]:
     """Segment keys a condition names through the ``segments`` path."""
     refs: set[str] = set()
 
@@ -242,7 +242,7 @@ def condition_problems(condition: Any, known_segments: set[str] | None = None) -
             problems.append(Problem(f"condition.{p.field}", message))
         problems += [Problem(f"condition.{p.field}", p.message) for p in _type_problems(condition)]
     if known_segments is not None:
-        for ref in sorted(_segment_refs(condition) - known_segments):
+        for ref in sorted(segment_refs(condition) - known_segments):
             problems.append(
                 Problem(
                     "condition.segments", f"unknown segment {ref!r}; create it first or fix the key"
@@ -276,7 +276,7 @@ def compile_segment(body: Mapping[str, Any], version: int = 0) -> Segment:
     return Segment(
         condition=compile_condition(parsed.condition),
         clauses=parsed.clauses,
-        uses_segments=bool(_segment_refs(body["condition"])),
+        uses_segments=bool(segment_refs(body["condition"])),
         **common,
     )
 

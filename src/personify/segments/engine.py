@@ -71,7 +71,7 @@ class SegmentEngine:
         self._thread: threading.Thread | None = None
         self._outer: AbstractContextManager[Any] = nullcontext()
         self.last_error: str | None = None
-        self.reload(rebuild=False)
+        self.reload()  # segments saved while no engine ran are built now
 
     # -- definitions ----------------------------------------------------------------------
     def reload(self, *, rebuild: bool = True) -> list[str]:
@@ -83,15 +83,12 @@ class SegmentEngine:
             current: dict[str, Segment] = {}
             for d in self._definitions.list(KIND):
                 try:
-                    current[d.key] = compile_segment(d.body, d.version)
+                    current[d.key] = compile_segment({**d.body, "key": d.key}, d.version)
                 except Exception as exc:  # validated when saved; an old body may not be
                     log.warning("segment %s v%s no longer compiles: %s", d.key, d.version, exc)
-            changed = [
-                k
-                for k, s in current.items()
-                if k not in self.segments or self.segments[k].version != s.version
-            ]
-            removed = [k for k in self.segments if k not in current]
+            built = self.store.built()
+            changed = [k for k, s in current.items() if built.get(k) != s.version]
+            removed = [k for k in built if k not in current]
             self._install(current)
             self._revision = revision
             if removed:
@@ -118,6 +115,7 @@ class SegmentEngine:
         w = SegmentWrite()
         for key in keys:
             w.exited += [(key, m["profile_id"], now) for m in self.store.members(key, None)]
+            w.built[key] = None
         self.store.write(w)
 
     def attach(self, outer: AbstractContextManager[Any]) -> None:
@@ -306,6 +304,7 @@ class SegmentEngine:
                     mine = {cid: states[(pid, cid)] for cid in cids if (pid, cid) in states}
                     self._decide(pid, doc, mine, members.get(pid, {}), scores.get(pid), now, at, w)
                 self.store.write(w)
+            self.store.write(SegmentWrite(built={s.key: s.version for s in wanted}))
             sizes = self.store.sizes()
             return {s.key: sizes.get(s.key, 0) for s in wanted}
 

@@ -68,6 +68,12 @@ due_t = Table(
     Column("profile_id", String(64), primary_key=True),
     Column("due_at", String(40), nullable=False, index=True),
 )
+built_t = Table(
+    "built",
+    metadata,
+    Column("segment", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
 checkpoints_t = Table(
     "checkpoints",
     metadata,
@@ -84,6 +90,7 @@ class SegmentWrite:
     entered: list[tuple[str, str, str]] = field(default_factory=list)  # segment, pid, at
     exited: list[tuple[str, str, str]] = field(default_factory=list)
     due: dict[str, str | None] = field(default_factory=dict)  # pid -> due_at (None: nothing)
+    built: dict[str, int | None] = field(default_factory=dict)  # segment -> version built
     checkpoint: int | None = None
 
 
@@ -162,6 +169,15 @@ class SegmentStore:
                         "ON CONFLICT (profile_id) DO UPDATE SET due_at = excluded.due_at",
                         due,
                     )
+            for segment, version in w.built.items():
+                if version is None:
+                    con.exec_driver_sql("DELETE FROM built WHERE segment = ?", (segment,))
+                else:
+                    con.exec_driver_sql(
+                        "INSERT INTO built (segment, version) VALUES (?, ?) "
+                        "ON CONFLICT (segment) DO UPDATE SET version = excluded.version",
+                        (segment, version),
+                    )
             if w.checkpoint is not None:
                 con.exec_driver_sql(
                     'INSERT INTO checkpoints (name, "offset") VALUES (?, ?) '
@@ -199,6 +215,12 @@ class SegmentStore:
         return removed
 
     # -- reads ----------------------------------------------------------------------------
+    @_serialized
+    def built(self) -> dict[str, int]:
+        """The definition version each segment's memberships were last built from."""
+        with self._engine.connect() as con:
+            return {s: int(v) for s, v in con.exec_driver_sql("SELECT segment, version FROM built")}
+
     @_serialized
     def checkpoint(self, name: str = "segments") -> int:
         with self._engine.connect() as con:
