@@ -140,6 +140,7 @@ class EventAggregate(Clause):
         super().__init__(spec)
         self.filter = _filter(spec)
         self.window = parse_duration(spec["within"]) if "within" in spec else None
+        self._cached: tuple[datetime, str, str] | None = None
         measure = next((m for m in _MEASURES if m in spec), "count")
         self.measure = measure
         raw = spec.get(measure, {"$gte": 1})
@@ -192,11 +193,21 @@ class EventAggregate(Clause):
                 seen.append(value)
         return True
 
+    def _bounds(self, now: datetime) -> tuple[str, str]:
+        """The window as ISO texts ``(start, now)``, computed once per moment."""
+        cached = self._cached
+        if cached is None or cached[0] != now:
+            assert self.window is not None
+            cached = self._cached = (now, _iso(now - self.window), _iso(now))
+        return cached[1], cached[2]
+
     def _aggregate(self, state: State | None, now: datetime) -> float:
         state = state or {}
         if self.window is not None:
-            start = _iso(now - self.window)
-            entries = [e for e in state.get("w", ()) if start < e[0] <= _iso(now)]
+            if not state.get("w"):
+                return 0
+            start, end = self._bounds(now)
+            entries = [e for e in state["w"] if start < e[0] <= end]
             if self.measure == "count":
                 return len(entries)
             if self.measure == "sum":
@@ -218,20 +229,24 @@ class EventAggregate(Clause):
         if self.measure in ("first", "last"):
             at = (state or {}).get(self.measure)
             return _time_due(at, self.age, now)
-        if self.window is None or not state:
+        if self.window is None or not state or not state.get("w"):
             return None
-        now_iso = _iso(now)
-        start = _iso(now - self.window)
-        # The next change: the oldest in-window event leaves, or a future-dated one arrives.
-        moments = [_ts(e[0]) + self.window for e in state.get("w", ()) if start < e[0] <= now_iso]
-        moments += [_ts(e[0]) for e in state.get("w", ()) if e[0] > now_iso]
-        return min(moments) if moments else None
+        start, now_iso = self._bounds(now)
+        # The next change: the oldest in-window event leaves (entries are sorted by time), or
+        # a future-dated one comes into the window.
+        for at, _ in state["w"]:
+            if start < at <= now_iso:
+                return _ts(at) + self.window
+            if at > now_iso:
+                return _ts(at)
+        return None
 
     def prune(self, state: State, now: datetime) -> None:
         """Forget window entries that can no longer count."""
-        if self.window is not None and "w" in state:
-            start = _iso(now - self.window)
-            state["w"] = [e for e in state["w"] if e[0] > start]
+        if self.window is not None and state.get("w"):
+            start, _ = self._bounds(now)
+            if state["w"][0][0] <= start:
+                state["w"] = [e for e in state["w"] if e[0] > start]
 
 
 class Sequence(Clause):

@@ -23,16 +23,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from personify.errors import InvalidInput, Problem
-from personify.segments.behavior import FLAG_ROOT, Clause, parse
+from personify.segments.behavior import FLAG_ROOT, Clause, RelativeTime, parse
 from personify.segments.conditions import Condition, compile_condition
 from personify.segments.document import ROOTS
 from personify.segments.validation import describe, validate_condition
 
 KIND: Final = "segment"
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 STATIC_IDENTITIES: Final = ("profile_id", "user_id", "email", "anonymous_id", "phone")
 NUMBER_FIELDS: Final = (
@@ -56,6 +57,13 @@ class Segment:
     clauses: dict[str, Clause] = field(default_factory=dict)
     static: dict[str, frozenset[str]] = field(default_factory=dict)
     uses_segments: bool = False
+    # What can change the answer: profile fields ("computed.orders", "traits", "scores") and
+    # the behavioural clauses; anything else about a profile's events cannot.
+    deps: frozenset[str] = frozenset()
+    # Reads only event clauses (no profile field): then with no event state at all the
+    # answer is ``empty_answer`` whatever the profile or the time.
+    behavioural: bool = False
+    empty_answer: bool = False
 
     def matches(self, doc: Mapping[str, Any], identities: Mapping[str, list[str]]) -> bool:
         if self.kind == "static":
@@ -273,12 +281,43 @@ def compile_segment(body: Mapping[str, Any], version: int = 0) -> Segment:
         members = {k: frozenset(v) for k, v in body["members"].items()}
         return Segment(condition=None, static=members, **common)
     parsed = parse(body["condition"])
+    condition = compile_condition(parsed.condition)
+    deps = _dependencies(condition.paths, parsed.clauses)
+    behavioural = (
+        bool(parsed.clauses)
+        and not deps
+        and all(not isinstance(c, RelativeTime) for c in parsed.clauses.values())
+    )
+    empty = False
+    if behavioural:
+        flags = {cid: c.holds(None, {}, EPOCH) for cid, c in parsed.clauses.items()}
+        empty = condition({FLAG_ROOT: flags})
     return Segment(
-        condition=compile_condition(parsed.condition),
+        condition=condition,
         clauses=parsed.clauses,
         uses_segments=bool(segment_refs(body["condition"])),
+        deps=deps,
+        behavioural=behavioural,
+        empty_answer=empty,
         **common,
     )
+
+
+def _dependencies(paths: frozenset[str], clauses: Mapping[str, Clause]) -> frozenset[str]:
+    deps: set[str] = set()
+    for path in paths:
+        parts = path.split(".")
+        if parts[0] == FLAG_ROOT and len(parts) > 1 and parts[1] in clauses:
+            clause = clauses[parts[1]]
+            if isinstance(clause, RelativeTime):
+                deps.add(
+                    ".".join(clause.path[:2]) if clause.path[0] == "computed" else clause.path[0]
+                )
+        elif parts[0] == "computed":
+            deps.add(".".join(parts[:2]))
+        elif parts[0] in ("traits", "scores", "consent", "segments"):
+            deps.add(parts[0])
+    return frozenset(deps)
 
 
 def evaluate_at(
@@ -289,6 +328,8 @@ def evaluate_at(
     now: datetime,
 ) -> bool:
     """Whether a profile is in the segment at ``now`` (clause states by clause id)."""
+    if not segment.clauses:
+        return segment.matches(doc, identities)
     if segment.clauses:
         doc[FLAG_ROOT] = {
             cid: clause.holds(states.get(cid), doc, now) for cid, clause in segment.clauses.items()

@@ -22,14 +22,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from personify.clock import Clock
 from personify.definitions import DefinitionStore
 from personify.profiles.processor import Observed
-from personify.profiles.records import iso
+from personify.profiles.records import ORDER_COMPLETED, ORDER_REFUNDED, iso
 from personify.segments.behavior import Clause, EventAggregate
 from personify.segments.definition import KIND, Segment, compile_segment, evaluate_at
 from personify.segments.document import condition_document
@@ -38,6 +38,38 @@ from personify.storage.ports import EventStore, ProfileStore
 
 log = logging.getLogger(__name__)
 ScoresFor = Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]]
+
+
+NEVER: Final = "9999-12-31T00:00:00.000000Z"  # evaluated, and nothing is due by time alone
+_SEEN: Final = frozenset(
+    {
+        "computed.first_seen",
+        "computed.last_seen",
+        "computed.event_counts",
+        "computed.sessions",
+        "computed.lifecycle_stage",
+    }
+)
+_ORDERED: Final = _SEEN | {
+    "computed.orders",
+    "computed.revenue",
+    "computed.refunds",
+    "computed.refunded",
+    "computed.first_order_at",
+    "computed.last_order_at",
+    "computed.average_order_value",
+}
+_TRAITS: Final = _SEEN | {"traits"}
+
+
+def _changed_fields(message: Mapping[str, Any]) -> frozenset[str]:
+    """Profile fields one processed message can change (merges are flagged separately)."""
+    kind = message.get("type")
+    ordered = kind == "track" and message.get("event") in (ORDER_COMPLETED, ORDER_REFUNDED)
+    fields = _ORDERED if ordered else _SEEN
+    if kind == "identify" or (message.get("context") or {}).get("traits"):
+        fields = fields | _TRAITS
+    return fields
 
 
 class SegmentEngine:
@@ -152,11 +184,14 @@ class SegmentEngine:
                 self.store.write(SegmentWrite(checkpoint=checkpoint))
                 return
             by_profile: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+            full: set[str] = set()
             for item in events:
                 if item.profile_id in profiles:
                     by_profile[item.profile_id].append(item.message)
+                    if item.merged:
+                        full.add(item.profile_id)
             w = SegmentWrite(checkpoint=checkpoint)
-            self._evaluate(by_profile, profiles, w, skip=rebuilt)
+            self._evaluate(by_profile, profiles, w, skip=rebuilt, full=full)
             self.store.write(w)
 
     def _relevant(self, message: Mapping[str, Any]) -> list[Clause]:
@@ -169,17 +204,30 @@ class SegmentEngine:
         docs: Mapping[str, dict[str, Any]],
         w: SegmentWrite,
         skip: set[str] | None = None,
+        full: set[str] | None = None,
     ) -> None:
+        """Fold events into clause states and re-decide the profiles' memberships.
+
+        ``full`` names the profiles to re-evaluate against every segment (merged ones, or all
+        when ``full`` is None); the others only against segments their events can affect.
+        """
         pids = list(by_profile)
         now = self._clock.now()
         cids = list(self._clauses)
         states = self.store.states(pids, cids)
         members = self.store.memberships(pids)
+        dues = self.store.dues(pids) if full is not None else {}
         scores = self._scores(pids) if self._scores else {}
         at = iso(now)
         for pid in pids:
             mine = {cid: states[(pid, cid)] for cid in cids if (pid, cid) in states}
+            updated: set[str] = set()
+            # A profile never evaluated before (no due row) gets every segment.
+            partial = full is not None and pid not in full and pid in dues
+            changed: set[str] | None = set() if partial else None
             for message in by_profile[pid]:
+                if changed is not None:
+                    changed |= _changed_fields(message)
                 for clause in self._relevant(message):
                     if skip and clause.id in skip:
                         continue
@@ -188,7 +236,20 @@ class SegmentEngine:
                         if isinstance(clause, EventAggregate):
                             clause.prune(state, now)
                         w.states[(pid, clause.id)] = state
-            self._decide(pid, docs[pid], mine, members.get(pid, {}), scores.get(pid), now, at, w)
+                        updated.add(clause.id)
+            self._decide(
+                pid,
+                docs[pid],
+                mine,
+                members.get(pid, {}),
+                scores.get(pid),
+                now,
+                at,
+                w,
+                None if changed is None else (changed, updated, dues.get(pid)),
+            )
+            if pid in dues and w.due.get(pid) == dues[pid]:
+                del w.due[pid]  # unchanged: nothing to write
 
     def _decide(
         self,
@@ -200,30 +261,60 @@ class SegmentEngine:
         now: datetime,
         at: str,
         w: SegmentWrite,
+        partial: tuple[set[str], set[str], str | None] | None = None,
     ) -> None:
+        """Re-decide one profile's memberships and its next due time.
+
+        With ``partial = (changed fields, updated clause ids, current due)`` only segments
+        that depend on those are evaluated; the due time then stays at most the current one
+        (an early due only costs one extra full evaluation when it comes).
+        """
         if raw.get("merged_into"):
             w.exited += [(seg, pid, at) for seg in current]
             w.due[pid] = None
             return
-        doc = condition_document({**raw, "scores": scores or {}, "segments": list(current)})
+        doc = condition_document({**raw, "scores": scores or {}, "segments": sorted(current)})
         identities = raw.get("identities") or {}
         identities = {**identities, "profile_id": [pid]}
         inside = set(current)
         due: datetime | None = None
+        moved = False
         for segment in self._order:
-            doc["segments"] = sorted(inside)
-            member = evaluate_at(segment, doc, identities, states, now)
+            if partial is not None and not (
+                segment.kind == "static"
+                or segment.deps & partial[0]
+                or not partial[1].isdisjoint(segment.clauses)
+                or (segment.uses_segments and moved)
+            ):
+                continue
+            if segment.uses_segments and moved:
+                doc["segments"] = sorted(inside)
+            if segment.behavioural and states.keys().isdisjoint(segment.clauses):
+                # Only event clauses, none of which has seen an event of this profile: the
+                # answer is the one for an empty history, and nothing is due.
+                member = segment.empty_answer
+                if member == (segment.key in inside):
+                    continue
+            else:
+                member = evaluate_at(segment, doc, identities, states, now)
             if member and segment.key not in inside:
                 w.entered.append((segment.key, pid, at))
                 inside.add(segment.key)
+                moved = True
             elif not member and segment.key in inside:
                 w.exited.append((segment.key, pid, at))
                 inside.discard(segment.key)
+                moved = True
             for cid, clause in segment.clauses.items():
                 moment = clause.due(states.get(cid), doc, now)
                 if moment is not None and (due is None or moment < due):
                     due = moment
-        w.due[pid] = iso(due) if due is not None else None
+        if partial is not None and partial[2] is not None:
+            kept = partial[2]
+            if due is None or kept < iso(due):
+                w.due[pid] = kept
+                return
+        w.due[pid] = iso(due) if due is not None else NEVER
 
     # -- time -----------------------------------------------------------------------------
     def tick(self, limit: int = 5000) -> int:

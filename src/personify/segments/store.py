@@ -244,7 +244,7 @@ class SegmentStore:
                     f"SELECT profile_id, clause, state FROM clause_state "
                     f"WHERE profile_id IN ({marks})",
                     tuple(chunk),
-                ):
+                ).fetchall():
                     if cid in wanted:
                         out[(pid, cid)] = orjson.loads(state)
         return out
@@ -260,8 +260,21 @@ class SegmentStore:
                     f"SELECT segment, profile_id, entered_at FROM members "
                     f"WHERE profile_id IN ({marks})",
                     tuple(chunk),
-                ):
+                ).fetchall():
                     out[pid][seg] = at
+        return out
+
+    @_serialized
+    def dues(self, profile_ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        with self._engine.connect() as con:
+            for chunk in _chunks(list(profile_ids), 500):
+                marks = ", ".join("?" * len(chunk))
+                for pid, at in con.exec_driver_sql(
+                    f"SELECT profile_id, due_at FROM due WHERE profile_id IN ({marks})",
+                    tuple(chunk),
+                ).fetchall():
+                    out[pid] = at
         return out
 
     @_serialized

@@ -1,0 +1,262 @@
+"""Segments: ingestion with 50 live segments, membership lag, full rebuild (issue: segments).
+
+Protocol (printed into the results file):
+* events_per_s_with_50_segments: the ingest benchmark's traffic (``benchmarks/ingest.py``:
+  POST /v1/batch of 500 messages from 4 connections, embedded ``personify serve``) with 50
+  segments defined before the run: 20 on profile fields, 15 windowed event counts/sums with
+  filters, 10 sequences with absence, 5 relative-time conditions; wall time from the first
+  send until the last acknowledgment AND the segment engine caught up (``/health`` lag 0),
+  median of RUNS runs. ``events_per_s_no_segments`` is the same with no segment, measured
+  in the same run (the baseline).
+* membership_lag_p99_s: every 10th batch carries a ``Marker`` event for a fresh user; segment
+  ``marked`` holds whoever sent one. After the acknowledgment a poller asks
+  ``/v1/profiles/lookup`` (20 ms interval) until ``marked`` shows in the profile's segments;
+  p99 over all markers of all runs, under the full ingest load.
+* rebuild_1m_events_s: the demo storefront sized to about 1,000,000 events is imported into
+  an embedded data dir; then all 50 segments are rebuilt from the event history
+  (``Segments.rebuild()``: clause states replayed from DuckDB, every profile evaluated);
+  median of 3 rebuilds.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+from common import (
+    ADMIN_KEY,
+    WRITE_KEY,
+    free_port,
+    median,
+    percentile,
+    print_table,
+    start_server,
+    stop,
+    write_results,
+)
+from ingest import BATCH_SIZE, BATCHES, make_batches, send_all, wait_caught_up
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def fifty_segments() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"key": "marked", "name": "Sent a marker", "condition": {"$event": {"name": "Marker"}}}
+    ]
+    for i in range(19):
+        out.append(
+            {
+                "key": f"profile_{i}",
+                "name": f"Profile rule {i}",
+                "condition": {
+                    "$or": [
+                        {"computed.orders": {"$gte": 1 + i % 5}},
+                        {"traits.plan": "pro", "computed.sessions": {"$gte": i}},
+                    ]
+                },
+            }
+        )
+    for i in range(15):
+        measure: dict[str, Any] = (
+            {"count": {"$gte": 2 + i % 3}}
+            if i % 2
+            else {"sum": {"property": "revenue", "value": {"$gte": 20 * (1 + i % 4)}}}
+        )
+        out.append(
+            {
+                "key": f"window_{i}",
+                "name": f"Windowed behaviour {i}",
+                "condition": {
+                    "$event": {
+                        "name": ["Product Viewed", "Product Added", "Order Completed"][i % 3],
+                        "where": {
+                            "properties.product_id": {"$in": [f"sku-{j}" for j in range(i, 500, 7)]}
+                        },
+                        "within": f"{1 + i % 7}d",
+                        **measure,
+                    }
+                },
+            }
+        )
+    for i in range(10):
+        out.append(
+            {
+                "key": f"sequence_{i}",
+                "name": f"Sequence {i}",
+                "condition": {
+                    "$sequence": {
+                        "first": {"name": "Product Added"},
+                        "notFollowedBy": {"name": "Order Completed"},
+                        "within": f"{1 + i}h",
+                    }
+                },
+            }
+        )
+    for i in range(5):
+        out.append(
+            {
+                "key": f"recent_{i}",
+                "name": f"Relative time {i}",
+                "condition": {"computed.last_seen": {"$newerThan": f"{1 + i}d"}},
+            }
+        )
+    assert len(out) == 50
+    return out
+
+
+def define(url: str, segments: list[dict[str, Any]]) -> None:
+    with httpx.Client(headers=ADMIN, timeout=60) as c:
+        for body in segments:
+            r = c.post(f"{url}/v1/segments", json=body)
+            if r.status_code != 201:
+                raise RuntimeError(f"segment {body['key']}: {r.status_code} {r.text[:300]}")
+
+
+class SegmentPoller:
+    """Polls each acknowledged marker user until ``marked`` is among its segments."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.pending: dict[str, float] = {}
+        self.lags: list[float] = []
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def acked(self, marker: str, at: float) -> None:
+        with self.lock:
+            self.pending[marker] = at
+
+    def run(self) -> None:
+        with httpx.Client(headers=ADMIN, timeout=30) as c:
+            while not (self.done.is_set() and not self.pending):
+                with self.lock:
+                    todo = list(self.pending.items())
+                for marker, acked in todo:
+                    r = c.get(f"{self.url}/v1/profiles/lookup", params={"user_id": marker})
+                    if r.status_code == 200 and "marked" in r.json().get("segments", []):
+                        with self.lock:
+                            self.lags.append(time.perf_counter() - acked)
+                            del self.pending[marker]
+                time.sleep(0.02)
+
+
+def one_run(run: int, segments: list[dict[str, Any]] | None) -> tuple[float, list[float]]:
+    bodies, markers = make_batches(seed=100 + run)
+    events = BATCHES * BATCH_SIZE
+    with tempfile.TemporaryDirectory() as data:
+        port = free_port()
+        env = {
+            "PERSONIFY_DATA_DIR": data,
+            "PERSONIFY_WRITE_KEYS": WRITE_KEY,
+            "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
+        }
+        srv = start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            poller = SegmentPoller(url) if segments else None
+            if segments:
+                define(url, segments)
+                time.sleep(1.5)  # the worker picks definitions up within a second
+            if poller:
+                poller.thread.start()
+            started = time.perf_counter()
+            send_all(url, bodies, markers, poller.acked if poller else None)
+            wait_caught_up(url)
+            elapsed = time.perf_counter() - started
+            if poller:
+                poller.done.set()
+                poller.thread.join(timeout=120)
+        finally:
+            stop(srv)
+    return events / elapsed, poller.lags if poller else []
+
+
+def rebuild_runs() -> tuple[list[float], int]:
+    from personify.clock import FixedClock
+    from personify.config import Settings
+    from personify.demo.storefront import StorefrontSpec, estimate_events, generate
+    from personify.platform import build
+    from personify.segments.service import Segments
+
+    customers = 1000
+    while estimate_events(StorefrontSpec(customers=customers)) < 1_000_000:
+        customers = int(customers * 1.5)
+    spec = StorefrontSpec(customers=customers)
+    times: list[float] = []
+    with tempfile.TemporaryDirectory() as data:
+        settings = Settings(data_dir=Path(data), write_keys="demo")
+        with build(settings, FixedClock(spec.end)) as p:
+            t0 = time.perf_counter()
+            p.ingest(generate(spec), "demo")
+            p.drain(timeout=3600)
+            events = p.stores.events.count()
+            print(f"demo data: {events:,} events in {time.perf_counter() - t0:.0f} s")
+            service = Segments(p)
+            for body in fifty_segments():
+                p.stores.definitions.put(
+                    "segment",
+                    body["key"],
+                    {k: v for k, v in body.items() if k != "key"},
+                    actor="bench",
+                )
+            for _ in range(3):
+                t0 = time.perf_counter()
+                service.rebuild()
+                times.append(time.perf_counter() - t0)
+                print(f"rebuild: {times[-1]:.1f} s")
+    return times, events
+
+
+def main() -> None:
+    with_segments, baseline, lags = [], [], []
+    for run in range(RUNS):
+        rate, _ = one_run(run, None)
+        baseline.append(rate)
+        rate, run_lags = one_run(run, fifty_segments())
+        with_segments.append(rate)
+        lags += run_lags
+        print(
+            f"run {run + 1}: {rate:,.0f} ev/s with 50 segments (no segments "
+            f"{baseline[-1]:,.0f}), membership lag p99 {percentile(run_lags, 99):.2f}s"
+        )
+    rebuilds, events = rebuild_runs()
+    figures = {
+        "events_per_s_with_50_segments": round(median(with_segments)),
+        "membership_lag_p99_s": round(percentile(lags, 99), 3),
+        "rebuild_1m_events_s": round(median(rebuilds), 2),
+    }
+    extra = {
+        "baseline": {"events_per_s_no_segments": round(median(baseline))},
+        "runs": {
+            "events_per_s_with_50_segments": [round(r) for r in with_segments],
+            "events_per_s_no_segments": [round(r) for r in baseline],
+            "markers": len(lags),
+            "rebuild_s": [round(t, 2) for t in rebuilds],
+            "rebuild_events": events,
+        },
+    }
+    path = write_results("segments", __doc__ or "", figures, extra)
+    print_table(
+        "segments",
+        [
+            ("events/s with 50 segments", f"{figures['events_per_s_with_50_segments']:,}"),
+            (
+                "events/s with no segment (baseline)",
+                f"{extra['baseline']['events_per_s_no_segments']:,}",
+            ),
+            ("membership lag p99", f"{figures['membership_lag_p99_s']} s"),
+            (f"rebuild of {events:,} events", f"{figures['rebuild_1m_events_s']} s"),
+            ("results", str(path)),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
