@@ -110,6 +110,13 @@ def delete_segment(key: str, p: Engine) -> dict[str, Any]:
     return {"key": key, "deleted": True, "version": gone.version}
 
 
+@router.post("/{key}/freeze", status_code=201)
+def freeze(key: str, p: Engine, into: Annotated[str, Body(embed=True)]) -> dict[str, Any]:
+    """Save today's members as a static segment named ``into``."""
+    s = Segments(p)
+    return s.describe(s.freeze(key, into, ACTOR))
+
+
 @router.get("/{key}/versions")
 def versions(key: str, p: Engine) -> dict[str, Any]:
     return {"versions": Segments(p).versions(key)}

@@ -194,6 +194,22 @@ class Segments:
         points.append(iso(stop))
         return self.store.size_over_time(key, points)
 
+    def freeze(self, key: str, new_key: str, actor: str) -> Definition:
+        """Save today's members of a segment as a static list under ``new_key``."""
+        source = self.get(key)
+        members = [m["profile_id"] for m in self.store.members(key, None)]
+        if not members:
+            raise InvalidInput(f"{key!r} has no members to freeze", hint="check its size first")
+        name = source.body.get("name", key)
+        body = {
+            "key": new_key,
+            "name": f"{name} (frozen {iso(self.p.clock.now())[:10]})",
+            "description": f"Members of {key} v{source.version} when frozen",
+            "kind": "static",
+            "members": {"profile_id": members},
+        }
+        return self.save(body, actor)
+
     def templates(self) -> list[dict[str, Any]]:
         return describe_templates()
 

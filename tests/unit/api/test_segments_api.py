@@ -63,6 +63,17 @@ def test_save_list_get_version_and_rollback(client: TestClient) -> None:
     assert back["version"] == 3 and back["size"] == 2
 
 
+def test_freeze_keeps_todays_members(client: TestClient) -> None:
+    client.post("/v1/segments", json=BUYERS, headers=ADMIN)
+    frozen = client.post("/v1/segments/buyers/freeze", json={"into": "buyers_nov"}, headers=ADMIN)
+    assert frozen.status_code == 201, frozen.text
+    assert frozen.json()["kind"] == "static" and frozen.json()["size"] == 2
+    empty = {"key": "nobody", "name": "Nobody", "condition": {"computed.orders": {"$gt": 99}}}
+    client.post("/v1/segments", json=empty, headers=ADMIN)
+    r = client.post("/v1/segments/nobody/freeze", json={"into": "x"}, headers=ADMIN)
+    assert r.status_code == 400 and "no members" in r.json()["message"]
+
+
 def test_dry_run_saves_nothing(client: TestClient) -> None:
     r = client.post(
         "/v1/segments/dry-run", json={"condition": {"computed.orders": 0}}, headers=ADMIN
