@@ -16,14 +16,40 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from personify.errors import Problem
+from personify.errors import PersonifyError, Problem
 from personify.segments.definition import KIND, segment_refs, validate
+from personify.segments.templates import template
 from personify.workspace import Plan, register_section
 
 SECTION = "segments"
 
 
+def _expand(key: str, entry: Any) -> Any:
+    """A ``template:`` entry becomes the template's body (name/description may override)."""
+    if not isinstance(entry, Mapping) or "template" not in entry:
+        return entry
+    body = template(str(entry["template"]), key, **dict(entry.get("params") or {}))
+    body.update({k: v for k, v in entry.items() if k in ("name", "description", "tags")})
+    return body
+
+
 def _validate(key: str, entry: Any, plan: Plan) -> list[Problem]:
+    if isinstance(entry, Mapping) and "template" in entry:
+        extra = set(entry) - {"template", "params", "name", "description", "tags"}
+        if extra:
+            return [
+                Problem(
+                    "template",
+                    f"a template entry takes template, params, name, "
+                    f"description and tags; not {sorted(extra)}",
+                )
+            ]
+        if not isinstance(entry.get("params", {}), Mapping):
+            return [Problem("params", "params is a mapping of parameter: value")]
+        try:
+            entry = _expand(key, entry)
+        except PersonifyError as exc:
+            return [Problem("template", f"{exc.message}; {exc.hint}" if exc.hint else exc.message)]
     if not isinstance(entry, Mapping):
         return validate(entry)
     if "key" in entry and entry["key"] != key:
@@ -41,7 +67,9 @@ def _validate(key: str, entry: Any, plan: Plan) -> list[Problem]:
 
 
 def _body(entry: Any) -> dict[str, Any]:
-    return {k: v for k, v in dict(entry).items() if k != "key"}
+    """The stored body: templates expanded, without the key (the entry's name is the key)."""
+    expanded = _expand("entry", entry)
+    return {k: v for k, v in dict(expanded).items() if k != "key"}
 
 
 register_section(SECTION, _validate, kind=KIND, to_body=_body)
