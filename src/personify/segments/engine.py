@@ -413,6 +413,14 @@ class SegmentEngine:
         states: dict[tuple[str, str], dict[str, Any]] = {}
         survivor: dict[str, str] = {}
         now = self._clock.now()
+        # Which clauses an event name can touch (None: clauses that match any name).
+        by_name: dict[str | None, list[Clause]] = defaultdict(list)
+        for clause in clauses.values():
+            for f in clause.filters():
+                for name in f.names or {None}:
+                    if clause not in by_name[name]:
+                        by_name[name].append(clause)
+        anyname = by_name.get(None, [])
         for rows in self._events.scan(sorted(names) or None, sorted(types) or None):
             unknown = [r["profile_id"] for r in rows if r["profile_id"] not in survivor]
             if unknown:
@@ -424,8 +432,11 @@ class SegmentEngine:
                 if live is None:
                     continue
                 pid = live
+                candidates = by_name.get(row["event"], []) + anyname if row["event"] else anyname
+                if not candidates:
+                    continue
                 message = orjson.loads(row["payload"])
-                for clause in clauses.values():
+                for clause in candidates:
                     key = (pid, clause.id)
                     state = states.get(key)
                     fresh = {} if state is None else state
@@ -435,8 +446,7 @@ class SegmentEngine:
             clause = clauses[cid]
             if isinstance(clause, EventAggregate):
                 clause.prune(state, now)
-        w = SegmentWrite(states=states)
-        self.store.write(w)
+        self.store.write(SegmentWrite(states=states, clear_clauses=list(clauses)))
 
     def _follow(self, survivor: dict[str, str]) -> None:
         """Resolve merge chains so every id maps to its live profile."""

@@ -91,6 +91,7 @@ class SegmentWrite:
     exited: list[tuple[str, str, str]] = field(default_factory=list)
     due: dict[str, str | None] = field(default_factory=dict)  # pid -> due_at (None: nothing)
     built: dict[str, int | None] = field(default_factory=dict)  # segment -> version built
+    clear_clauses: list[str] = field(default_factory=list)  # forget these states first
     checkpoint: int | None = None
 
 
@@ -125,6 +126,10 @@ class SegmentStore:
     @_serialized
     def write(self, w: SegmentWrite, name: str = "segments") -> None:
         with self._engine.begin() as con:
+            if w.clear_clauses:
+                con.exec_driver_sql(
+                    "DELETE FROM clause_state WHERE clause = ?", [(c,) for c in w.clear_clauses]
+                )
             if w.states:
                 con.exec_driver_sql(
                     "INSERT INTO clause_state (profile_id, clause, state) VALUES (?, ?, ?) "
