@@ -6,7 +6,7 @@ import importlib
 import sys
 from pathlib import Path
 
-NAMES = ["ingest"]
+NAMES = ["ingest", "segments", "experiments", "models", "decide", "recs"]
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))

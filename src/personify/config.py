@@ -90,6 +90,59 @@ class ProfileSettings(_Group):
     churned_after_days: int = Field(180, description="Days without an order before 'churned'.")
 
 
+_EU_EEA_UK = (
+    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "
+    "IS LI NO GB"
+).split()
+
+
+class PrivacySettings(_Group):
+    """Consent defaults, pseudonymization secret, API keys and erasure behaviour."""
+
+    secret: str | None = Field(
+        None,
+        description=(
+            "Secret for HMAC pseudonyms (suppression list, exports). Unset: a random secret is "
+            "created once in <data_dir>/privacy.key (mode 0600)."
+        ),
+    )
+    consent_defaults: dict[str, dict[str, bool]] = Field(
+        default_factory=lambda: {
+            "default": {
+                "analytics": True,
+                "personalization": True,
+                "profiling": True,
+                "marketing_email": False,
+                "marketing_push": False,
+            },
+            "eu": {
+                "analytics": False,
+                "personalization": False,
+                "profiling": False,
+                "marketing_email": False,
+                "marketing_push": False,
+            },
+        },
+        description=(
+            "Per region, whether each purpose is allowed before the person said anything "
+            "(true: opt-out, false: opt-in). Region 'default' covers every other country."
+        ),
+    )
+    regions: dict[str, list[str]] = Field(
+        default_factory=lambda: {"eu": list(_EU_EEA_UK)},
+        description="Region name -> ISO country codes (read from the trait 'country' or "
+        "'address.country').",
+    )
+    rate_per_second: float = Field(
+        100.0, description="Requests per second each key may send to the public endpoints."
+    )
+    rate_burst: int = Field(200, description="Requests a key may send at once (bucket size).")
+    vacuum_after_erase: bool = Field(
+        True,
+        description="Rewrite SQLite files after an erasure so deleted bytes leave the disk "
+        "(slower on large stores).",
+    )
+
 class Settings(BaseSettings):
     """Root of the settings tree (environment prefix ``PERSONIFY_``)."""
 
@@ -130,6 +183,7 @@ class Settings(BaseSettings):
     collect: CollectSettings = Field(default_factory=CollectSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("write_keys", mode="before")
     @classmethod

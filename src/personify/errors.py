@@ -7,8 +7,10 @@
     │   ├── PayloadTooLarge (413)     a message or batch is over a limit
     │   └── UnsupportedMedia (415)    a body we cannot decode
     ├── Unauthorized (401)            missing or unknown write key / admin key
+    ├── Forbidden (403)               a valid key whose role may not do this
     ├── NotFound (404)                no such profile, quarantined message, ...
     ├── Conflict (409)                the request contradicts stored state
+    ├── RateLimited (429)             a key sent more requests than its rate allows
     └── Unavailable (503)             a store is busy or not configured
 
 The API maps these to responses in one place (``personify.api.errors``); the CLI prints
@@ -73,6 +75,11 @@ class Unauthorized(PersonifyError):
     code = "unauthorized"
 
 
+class Forbidden(PersonifyError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(PersonifyError):
     status = 404
     code = "not_found"
@@ -81,6 +88,11 @@ class NotFound(PersonifyError):
 class Conflict(PersonifyError):
     status = 409
     code = "conflict"
+
+
+class RateLimited(PersonifyError):
+    status = 429
+    code = "rate_limited"
 
 
 class Unavailable(PersonifyError):

@@ -9,7 +9,10 @@ from typing import Any
 from fastapi import FastAPI
 
 import personify
-from personify.api import collect, errors, profiles, quarantine, segments
+from personify.api import collect, decide, definitions, errors, profiles, quarantine, segments
+from personify.api import experiments as experiments_api
+from personify.api import models as models_api
+from personify.api import recs as recs_api
 from personify.api.deps import Admin, Engine
 from personify.facade import Personify
 
@@ -38,6 +41,11 @@ def create_app(engine: Personify, *, own_engine: bool = True) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(quarantine.router)
     app.include_router(segments.router)
+    app.include_router(decide.router)
+    app.include_router(definitions.router)
+    app.include_router(experiments_api.router)
+    app.include_router(recs_api.router)
+    app.include_router(models_api.router)
 
     @app.get("/health", tags=["ops"])
     def health(p: Engine) -> dict[str, Any]:

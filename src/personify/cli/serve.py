@@ -26,4 +26,8 @@ def serve(
             "(set PERSONIFY_WRITE_KEYS)[/]"
         )
     console.print(f"personify serving on http://{host}:{port}  (data: {p.settings.data_dir})")
-    uvicorn.run(create_app(p), host=host, port=port, log_level=log_level)
+    app = create_app(p)
+    from personify.profiles.worker import settle_heap
+
+    settle_heap()  # ingestion allocates heavily; keep the collector off the start-up heap
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

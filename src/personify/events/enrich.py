@@ -124,6 +124,52 @@ def enrich(timestamp: datetime, context: Mapping[str, Any] | None) -> dict[str, 
     }
 
 
+class EventFields(NamedTuple):
+    """The enriched columns of an event row."""
+
+    device_type: str
+    os: str | None
+    browser: str | None
+    local_hour: int
+    local_weekday: int
+
+
+def event_fields(timestamp: str, context: object) -> EventFields:
+    """The same fields as :func:`enrich` for an ISO-8601 timestamp, computed from caches.
+
+    This is the processor's hot path: the user agent is parsed once per distinct string and
+    the local time once per (time zone, second), so most events cost a few dictionary hits.
+
+    >>> event_fields("2024-03-10T23:30:00.000000Z", {"timezone": "Asia/Tokyo"})[3:]
+    (8, 0)
+    """
+    ctx: Mapping[str, Any] = context if isinstance(context, Mapping) else {}
+    ua = ctx.get("userAgent")
+    agent = _parse_agent(ua[:MAX_UA_LENGTH]) if isinstance(ua, str) and ua else _NO_AGENT
+    if "device" in ctx or (agent.os is None and "os" in ctx):
+        device_type, os_name = _apply_device_context(agent, ctx)
+    else:
+        device_type, os_name = agent.device_type, agent.os
+    tz_name = ctx.get("timezone")
+    if not (len(timestamp) == 27 and timestamp[19] == "." and timestamp[26] == "Z"):
+        # Not the stored form (UTC, microseconds, "Z"): bring it to UTC first.
+        moment = datetime.fromisoformat(timestamp)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        timestamp = moment.isoformat(timespec="microseconds") + "Z"
+    # Offsets are whole seconds, so the local hour and weekday depend only on the second.
+    hour, weekday = _local_time(tz_name if isinstance(tz_name, str) else "", timestamp[:19])
+    return EventFields(device_type, os_name, agent.browser, hour, weekday)
+
+
+@lru_cache(maxsize=4096)
+def _local_time(tz_name: str, second: str) -> tuple[int, int]:
+    """Local hour and weekday of a UTC time given to the second (``YYYY-MM-DDTHH:MM:SS``)."""
+    zone = _zone(tz_name) if tz_name else None
+    local = datetime.fromisoformat(second).replace(tzinfo=UTC).astimezone(zone or UTC)
+    return local.hour, local.weekday()
+
+
 def _apply_device_context(agent: _Agent, ctx: Mapping[str, Any]) -> tuple[str, str | None]:
     """Refine the user-agent reading with what mobile SDKs put in ``device`` and ``os``."""
     device_type, os_name = agent.device_type, agent.os

@@ -99,9 +99,12 @@ class JunkFilter:
         >>> JunkFilter(["none"]).clean("  abc "), JunkFilter(["none"]).clean("None")
         ('abc', None)
         """
-        if isinstance(value, bool) or not isinstance(value, str | int):
+        if isinstance(value, str):
+            text = value.strip()
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = str(value).strip()
+        else:
             return None
-        text = str(value).strip()
         if not text or text.lower() in self._values:
             return None
         return text

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Any
+
+import orjson
 
 from personify.identity.normalize import JunkFilter, normalize_email, normalize_phone
 from personify.profiles.records import IDENTITY_KINDS, combine_computed, new_profile, set_trait
@@ -58,6 +61,9 @@ class Resolver:
         self.reset()
 
     def reset(self) -> None:
+        # Parsed documents, kept between batches. (Keeping them as orjson bytes instead was
+        # tried: parsing a document again in every batch that touches it cost more than the
+        # garbage collector saves.)
         self._docs = _Bounded(self._cache_size)
         self._ident = _Bounded(self._cache_size * 2)
         self.changes = ProfileChanges()
@@ -120,7 +126,7 @@ class Resolver:
         return pid or None
 
     def doc(self, pid: str) -> dict[str, Any]:
-        doc = self.changes.profiles.get(pid) or self._docs.get(pid)
+        doc = self._docs.get(pid) or self.changes.profiles.get(pid)
         if doc is None:
             doc = self._store.get_many([pid])[pid]
             self._docs.set(pid, doc)
@@ -150,8 +156,7 @@ class Resolver:
 
     def _create(self, message_id: str, at: str, keys: list[Key], salt: str = "") -> str:
         pid = profile_id_for(message_id, salt)
-        doc = new_profile(pid, at)
-        self._docs.set(pid, doc)
+        self._docs.set(pid, new_profile(pid, at))
         self._attach(pid, keys)
         return pid
 
@@ -196,6 +201,9 @@ class Resolver:
             return self._resolve_alias(message, mid, at)
         if keys is None:
             keys = self.keys_of(message)
+        if len(keys) == 1:  # the common case: one identifier, known or new
+            pid = self.lookup(keys[0])
+            return pid if pid is not None else self._create(mid, at, keys)
         found = {k: pid for k in keys if (pid := self.lookup(k)) is not None}
         pids = list(dict.fromkeys(found.values()))
         if not pids:
@@ -271,7 +279,11 @@ class Resolver:
         return None
 
     def take_changes(self) -> ProfileChanges:
+        """Hand over the batch's changes, each changed document serialized once (``encoded``,
+        which the store writes as is)."""
         changes, self.changes = self.changes, ProfileChanges()
+        dumps = orjson.dumps
+        changes.encoded = {pid: dumps(doc) for pid, doc in changes.profiles.items()}
         return changes
 
     def apply_traits(self, pid: str, traits: Mapping[str, Any], source: str, at: str) -> None:
@@ -286,19 +298,19 @@ class Resolver:
         return doc
 
 
-class _Bounded:
-    """A bounded map for the single-threaded working set (oldest entries evicted first)."""
+class _Bounded(dict[Any, Any]):
+    """A bounded map for the single-threaded working set (oldest entries evicted first).
+
+    A ``dict`` subclass, so reads are the built-in ``dict.get`` (this is hit several times
+    per message); only inserting goes through Python.
+    """
 
     def __init__(self, size: int) -> None:
+        super().__init__()
         self._size = max(size, 16)
-        self._data: dict[Any, Any] = {}
-
-    def get(self, key: Any) -> Any | None:
-        return self._data.get(key)
 
     def set(self, key: Any, value: Any) -> None:
-        data = self._data
-        data[key] = value
-        if len(data) > self._size:
-            for old in list(data)[: self._size // 10 or 1]:
-                del data[old]
+        self[key] = value
+        if len(self) > self._size:
+            for old in list(islice(self, self._size // 10 or 1)):
+                del self[old]

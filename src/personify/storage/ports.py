@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 
 @dataclass(frozen=True)
 class LogRecord:
@@ -23,6 +25,29 @@ class LogRecord:
     offset: int
     message_id: str
     payload: bytes
+
+
+ERASED_ANONYMOUS_ID = "personify:erased"
+
+
+def erasure_tombstone(message_id: str) -> bytes:
+    """The payload that replaces an erased message in the log: valid, and personal-data free.
+
+    Should the log ever be replayed, every tombstone lands on one sink profile.
+    """
+    epoch = "1970-01-01T00:00:00.000000Z"
+    return orjson.dumps(
+        {
+            "type": "track",
+            "event": "Erased",
+            "anonymousId": ERASED_ANONYMOUS_ID,
+            "messageId": message_id,
+            "properties": {},
+            "timestamp": epoch,
+            "receivedAt": epoch,
+            "_meta": {"source": "privacy"},
+        }
+    )
 
 
 class EventLog(Protocol):
@@ -51,6 +76,14 @@ class EventLog(Protocol):
         """Number of records in the log."""
         ...
 
+    def redact(self, message_ids: Sequence[str]) -> int:
+        """Replace the payloads of these messages with an erasure tombstone (privacy erasure).
+
+        Offsets and message ids stay, so positions and de-duplication are unchanged; the
+        tombstone is a valid message with no personal data. Returns how many were redacted.
+        """
+        ...
+
     def close(self) -> None: ...
 
 
@@ -62,6 +95,9 @@ class ProfileChanges:
     identities: dict[tuple[str, str], str] = field(default_factory=dict)
     merges: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    # Optional orjson bytes of some ``profiles`` documents (same content), so a store that
+    # writes JSON need not serialize them again; a store may ignore it.
+    encoded: dict[str, bytes] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.profiles or self.identities or self.merges or self.conflicts)
@@ -98,6 +134,13 @@ class ProfileStore(Protocol):
         """Every live profile document, in batches (for rebuilds and dry runs)."""
         ...
 
+    def delete_profiles(self, profile_ids: Iterable[str]) -> int:
+        """Remove these profiles with their identity keys, merges and conflicts (erasure).
+
+        Returns how many profile documents were removed.
+        """
+        ...
+
     def close(self) -> None: ...
 
 
@@ -131,6 +174,10 @@ class EventStore(Protocol):
         With ``events`` and/or ``types``, only track events with those names or messages of
         those types (either matches).
         """
+        ...
+
+    def delete_profiles(self, profile_ids: Sequence[str]) -> list[str]:
+        """Remove every event of these profiles (erasure); returns their message ids."""
         ...
 
     def close(self) -> None: ...

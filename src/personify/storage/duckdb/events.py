@@ -152,6 +152,25 @@ class DuckDbEventStore:
         finally:
             cur.close()
 
+    def delete_profiles(self, profile_ids: Sequence[str]) -> list[str]:
+        if not profile_ids:
+            return []
+        marks = ", ".join("?" for _ in profile_ids)
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                ids = cur.execute(
+                    f"SELECT message_id FROM events WHERE profile_id IN ({marks})",
+                    list(profile_ids),
+                ).fetchall()
+                cur.execute(f"DELETE FROM events WHERE profile_id IN ({marks})", list(profile_ids))
+                cur.execute("COMMIT")
+                cur.execute("CHECKPOINT")  # write the deletion into the file now
+            finally:
+                cur.close()
+        return [str(r[0]) for r in ids]
+
     def count(self) -> int:
         with self._lock:
             row = self._con.execute("SELECT COUNT(*) FROM events").fetchone()

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from personify.storage.ports import LogRecord, ProfileChanges
+from personify.storage.ports import LogRecord, ProfileChanges, erasure_tombstone
 
 
 class MemoryEventLog:
@@ -45,6 +45,17 @@ class MemoryEventLog:
 
     def count(self) -> int:
         return self.head()
+
+    def redact(self, message_ids: Sequence[str]) -> int:
+        wanted = set(message_ids)
+        with self._cond:
+            done = 0
+            for i, rec in enumerate(self._records):
+                if rec.message_id in wanted:
+                    tomb = erasure_tombstone(rec.message_id)
+                    self._records[i] = LogRecord(rec.offset, rec.message_id, tomb)
+                    done += 1
+            return done
 
     def close(self) -> None:
         pass
@@ -108,6 +119,19 @@ class MemoryProfileStore:
             docs = self.get_many(live[i : i + batch_size])
             yield [docs[pid] for pid in live[i : i + batch_size] if pid in docs]
 
+    def delete_profiles(self, profile_ids: Iterable[str]) -> int:
+        gone = set(profile_ids)
+        with self._lock:
+            removed = sum(1 for pid in gone if self._profiles.pop(pid, None) is not None)
+            self._identities = {k: v for k, v in self._identities.items() if v not in gone}
+            self._merges = [
+                m for m in self._merges if not {m["survivor_id"], m["merged_id"]} & gone
+            ]
+            self._conflicts = [
+                c for c in self._conflicts if not set(c.get("profile_ids", [])) & gone
+            ]
+        return removed
+
     def close(self) -> None:
         pass
 
@@ -164,6 +188,13 @@ class MemoryEventStore:
     def count_distinct_messages(self) -> int:
         with self._lock:
             return len({e["message_id"] for e in self._events})
+
+    def delete_profiles(self, profile_ids: Sequence[str]) -> list[str]:
+        gone = set(profile_ids)
+        with self._lock:
+            ids = [e["message_id"] for e in self._events if e["profile_id"] in gone]
+            self._events = [e for e in self._events if e["profile_id"] not in gone]
+        return ids
 
     def close(self) -> None:
         pass

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from personify.storage.ports import LogRecord
+from personify.storage.ports import LogRecord, erasure_tombstone
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -78,7 +78,8 @@ class SqliteEventLog:
                 "ORDER BY offset LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [LogRecord(int(o), str(m), bytes(p)) for o, m, p in rows]
+        # The columns already come back as int, str and bytes (payload is a BLOB).
+        return [LogRecord(*row) for row in rows]
 
     def head(self) -> int:
         with self._cond:
@@ -102,6 +103,26 @@ class SqliteEventLog:
     def count(self) -> int:
         with self._read_lock:
             return int(self._read.execute("SELECT COUNT(*) FROM log").fetchone()[0])
+
+    def redact(self, message_ids: Sequence[str]) -> int:
+        # secure_delete zeroes the bytes the old payloads leave behind in the page
+        with self._write_lock:
+            con = self._write
+            con.execute("PRAGMA secure_delete=ON")
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                done = sum(
+                    con.execute(
+                        "UPDATE log SET payload = ? WHERE message_id = ?",
+                        (erasure_tombstone(mid), mid),
+                    ).rowcount
+                    for mid in message_ids
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return done
 
     def close(self) -> None:
         with self._write_lock, self._read_lock:

@@ -1,7 +1,8 @@
 """Profiles and the identity graph on SQLAlchemy Core (SQLite file by default).
 
 Written against SQLAlchemy's portable core so the PostgreSQL backend reuses it with a
-different engine; only the upsert statement is dialect-specific.
+different engine; the hot statements are plain SQL (``INSERT ... ON CONFLICT``) that both
+dialects accept, only the parameter mark differs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from personify.storage.ports import ProfileChanges
 
@@ -91,7 +91,6 @@ def sqlite_engine(url: str) -> Engine:
 class SqlProfileStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._mark = "%s" if engine.dialect.name == "postgresql" else "?"
         metadata.create_all(engine)
 
@@ -132,8 +131,12 @@ class SqlProfileStore:
         return out
 
     def apply(self, changes: ProfileChanges, checkpoint: int | None = None) -> None:
+        # Plain driver SQL on the hot path: building SQLAlchemy constructs for every batch
+        # costs more than the statements themselves.
         now = datetime.now(UTC).isoformat()
         m = self._mark
+        encoded = changes.encoded
+        dumps = orjson.dumps
         with self._engine.begin() as con:
             if changes.profiles:
                 con.exec_driver_sql(
@@ -142,7 +145,7 @@ class SqlProfileStore:
                     "doc = excluded.doc, merged_into = excluded.merged_into, "
                     "updated_at = excluded.updated_at",
                     [
-                        (pid, orjson.dumps(doc), doc.get("merged_into"), now)
+                        (pid, encoded.get(pid) or dumps(doc), doc.get("merged_into"), now)
                         for pid, doc in changes.profiles.items()
                     ],
                 )
@@ -177,16 +180,17 @@ class SqlProfileStore:
                     ],
                 )
             if checkpoint is not None:
-                stmt = self._insert(checkpoints_t)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[checkpoints_t.c.name], set_={"offset": stmt.excluded.offset}
+                con.exec_driver_sql(
+                    f'INSERT INTO checkpoints (name, "offset") VALUES ({self._mark}, {self._mark}) '
+                    'ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"',
+                    ("profiles", checkpoint),
                 )
-                con.execute(stmt, [{"name": "profiles", "offset": checkpoint}])
 
     def checkpoint(self) -> int:
+        # Read on every collection request (backpressure) and health check: keep it plain.
         with self._engine.connect() as con:
-            value = con.execute(
-                select(checkpoints_t.c.offset).where(checkpoints_t.c.name == "profiles")
+            value = con.exec_driver_sql(
+                f'SELECT "offset" FROM checkpoints WHERE name = {self._mark}', ("profiles",)
             ).scalar()
         return int(value or 0)
 
@@ -228,6 +232,27 @@ class SqlProfileStore:
                 return
             after = rows[-1][0]
             yield [orjson.loads(doc) for _, doc in rows]
+
+    def delete_profiles(self, profile_ids: Iterable[str]) -> int:
+        ids = list(dict.fromkeys(profile_ids))
+        m = self._mark
+        removed = 0
+        with self._engine.begin() as con:
+            if self._engine.dialect.name == "sqlite":  # zero the freed bytes, not just unlink
+                con.exec_driver_sql("PRAGMA secure_delete=ON")
+            for pid in ids:
+                removed += con.exec_driver_sql(
+                    f"DELETE FROM profiles WHERE profile_id = {m}", (pid,)
+                ).rowcount
+                con.exec_driver_sql(f"DELETE FROM identities WHERE profile_id = {m}", (pid,))
+                con.exec_driver_sql(
+                    f"DELETE FROM merges WHERE survivor_id = {m} OR merged_id = {m}", (pid, pid)
+                )
+                con.exec_driver_sql(
+                    f"DELETE FROM identity_conflicts WHERE profile_a = {m} OR profile_b = {m}",
+                    (pid, pid),
+                )
+        return removed
 
     def close(self) -> None:
         self._engine.dispose()

@@ -1,0 +1,127 @@
+"""``POST /v1/decide`` (what each person sees) and the per-content report."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import weakref
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from personify.api.deps import Admin, Engine, basic_username
+from personify.decide.request import parse_request
+from personify.decide.service import Decider
+from personify.errors import InvalidInput, PayloadTooLarge, Problem, Unauthorized
+from personify.profiles.records import iso
+
+MAX_BODY = 65_536
+_create_lock = threading.Lock()
+
+
+def decider(request: Request) -> Decider:
+    """The app's :class:`Decider`, built on first use over the app's engine."""
+    state = request.app.state
+    found = getattr(state, "decider", None)
+    if found is None:
+        with _create_lock:
+            found = getattr(state, "decider", None)
+            if found is None:
+                found = Decider(state.personify)
+                # flush the decision log when the engine goes away (or at exit)
+                weakref.finalize(state.personify, found.close)
+                state.decider = found
+    assert isinstance(found, Decider)
+    return found
+
+
+DeciderDep = Annotated[Decider, Depends(decider)]
+
+
+async def require_decide_access(
+    p: Engine, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """Who may ask for decisions: the admin bearer key or any write key (HTTP Basic).
+
+    Kept in one place so that roles (issue 6) replace only this function.
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    admin = p.settings.admin_key
+    if scheme.lower() == "bearer":
+        if admin and hmac.compare_digest(token.strip(), admin):
+            return
+        raise Unauthorized("wrong bearer key", hint="send the admin key, or a write key as Basic")
+    p.collector.authenticate(basic_username(authorization), None)
+
+
+DecideAccess = Depends(require_decide_access)
+router = APIRouter(tags=["decide"])
+
+
+_REQUEST_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "userId": {"type": "string"},
+                        "anonymousId": {"type": "string"},
+                        "context": {"type": "object"},
+                        "placements": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "required": ["placements"],
+                },
+                "example": {
+                    "userId": "user_0000005",
+                    "context": {"channel": "web", "page": "/", "timezone": "Europe/London"},
+                    "placements": ["home_hero"],
+                },
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/decide", dependencies=[DecideAccess], openapi_extra=_REQUEST_DOC)
+async def decide(request: Request, d: DeciderDep) -> Response:
+    """Per placement: rendered content, variant, decision_id, reasons and propensity."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {MAX_BODY}")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(
+            "body is not valid JSON",
+            hint="send a JSON object with Content-Type: application/json",
+            problems=[Problem("body", str(exc))],
+        ) from None
+    decisions = d.decide_request(parse_request(data))
+    return Response(
+        orjson.dumps({"decisions": [x.as_dict() for x in decisions]}),
+        media_type="application/json",
+    )
+
+
+@router.get("/v1/decide/report", dependencies=[Admin])
+def report(
+    d: DeciderDep,
+    placement: str | None = None,
+    since: Annotated[str | None, Query(description="ISO timestamp; decisions at or after")] = None,
+) -> dict[str, Any]:
+    """Per content: impressions (served decisions), views, clicks, conversions, revenue."""
+    if since is not None:
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            raise InvalidInput(
+                f"since {since!r} is not an ISO timestamp",
+                hint="e.g. since=2026-11-01T00:00:00Z",
+                problems=[Problem("since", "not an ISO-8601 timestamp")],
+            ) from None
+        since = iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return {"content": d.report(placement, since)}

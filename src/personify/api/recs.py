@@ -1,0 +1,100 @@
+"""Product recommendations for a person and similar items for a product page.
+
+Access is that of ``POST /v1/decide`` (a write key as HTTP Basic, or the admin key):
+recommendations are part of what a site shows a visitor.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from personify.api.decide import DecideAccess
+from personify.api.deps import Engine
+from personify.errors import InvalidInput, NotFound, Problem
+
+router = APIRouter(
+    prefix="/v1/recommendations", tags=["recommendations"], dependencies=[DecideAccess]
+)
+
+K = Annotated[int, Query(ge=1, le=100, description="How many items (1 to 100).")]
+PLACEMENT = Annotated[
+    str | None, Query(description="Where the list is shown: home, product, cart or email.")
+]
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("")
+async def recommendations(
+    p: Engine,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+    email: str | None = None,
+    profile_id: str | None = None,
+    k: K = 10,
+    placement: PLACEMENT = None,
+) -> Response:
+    """Items for one person, best first, with the strategy used and a reason per item.
+
+    Give at most one of ``user_id``, ``anonymous_id``, ``email`` or ``profile_id``. With
+    none, or an identity not seen yet, the answer is for a new visitor (popular items).
+    Events newer than the model's training window (this session's views) are taken into
+    account without retraining.
+    """
+    from personify.recs.serving import service_for
+
+    given = {
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "email": email,
+        "profile_id": profile_id,
+    }
+    present = [(kind, v) for kind, v in given.items() if v is not None]
+    if len(present) > 1:
+        raise InvalidInput(
+            f"give at most one identity, got {', '.join(kind for kind, _ in present)}",
+            hint="/v1/recommendations?user_id=u-42&k=10",
+            problems=[Problem(kind, "only one identity per request") for kind, _ in present],
+        )
+    for kind, value in present:
+        if not value.strip():
+            raise InvalidInput(
+                f"{kind} is empty",
+                hint="leave it out for a new visitor",
+                problems=[Problem(kind, "empty")],
+            )
+
+    def run() -> dict[str, Any]:
+        pid = None
+        if present:
+            kind, value = present[0]
+            if kind == "profile_id":
+                pid = value
+            else:
+                try:
+                    pid = p.lookup(kind, value)
+                except NotFound:
+                    pid = None  # a visitor we have not seen yet: recommend as for anyone new
+        return service_for(p).for_profile(p, pid, k, placement).as_dict()
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.get("/similar/{item_id}")
+async def similar_items(
+    item_id: str, p: Engine, k: K = 10, placement: PLACEMENT = None
+) -> Response:
+    """Items like ``item_id`` (bought together; by description for items nobody bought yet)."""
+    from personify.recs.serving import service_for
+
+    def run() -> dict[str, Any]:
+        found = service_for(p).similar(item_id, k, placement)
+        return {"item_id": item_id, **found.as_dict()}
+
+    return _json(await run_in_threadpool(run))

@@ -1,0 +1,1 @@
+"""Experiments: assignment, statistics, bandits and off-policy evaluation."""

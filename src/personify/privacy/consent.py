@@ -1,0 +1,260 @@
+"""Consent per purpose: an append-only history and the one policy that reads it.
+
+Every change is a row (profile, purpose, granted, source, event time, wording version) that is
+never updated; the current state of a purpose is its latest row by event time. Before a
+person says anything, the default of their region applies (``privacy.consent_defaults``):
+``true`` is an opt-out purpose, ``false`` an opt-in one.
+
+Consent arrives three ways, all recorded here:
+
+- the API (``POST /v1/consent``) and the CLI, with the source ``api`` or ``cli``;
+- an ``identify`` whose traits hold a ``consent`` object, for example
+  ``{"consent": {"marketing_email": true, "analytics": false, "version": "2026-03"}}``
+  (importers that emit identify messages, such as the customers CSV, carry it the same way);
+- a ``Consent Updated`` track event from a consent-management platform, with
+  ``properties: {"purposes": {"personalization": false}, "version": "2026-03"}`` (the
+  purposes may also be given directly as properties).
+
+:meth:`ConsentPolicy.may` is the single question every caller asks: "may purpose P use this
+profile now?". Decisions, model scoring and training, email actions and the profile view's
+``consent`` map all go through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from personify.errors import InvalidInput, Problem
+from personify.privacy.db import Db
+
+PURPOSES = ("analytics", "personalization", "marketing_email", "marketing_push", "profiling")
+CONSENT_EVENT = "Consent Updated"
+_VERSION_KEYS = ("version", "wording_version")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS consent_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    profile_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    granted INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    at TEXT NOT NULL,
+    wording_version TEXT,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consent_profile ON consent_history(profile_id, purpose, at);
+CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, "offset" INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer of the policy: allowed or not, and why (shown in ``reasons``)."""
+
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    purpose: str
+    granted: bool
+    source: str
+    at: str
+    wording_version: str | None = None
+
+
+def parse_purposes(raw: object, field: str) -> dict[str, bool]:
+    """``{purpose: bool}`` from user input, or :class:`InvalidInput` naming each bad entry."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise InvalidInput(
+            f"{field} must be an object of purposes",
+            hint=f'for example {{"marketing_email": true}}; purposes: {", ".join(PURPOSES)}',
+            problems=[Problem(field, "a non-empty object {purpose: true|false}")],
+        )
+    problems = [
+        Problem(f"{field}.{k}", f"unknown purpose; use one of {', '.join(PURPOSES)}")
+        for k in raw
+        if k not in PURPOSES
+    ]
+    problems += [
+        Problem(f"{field}.{k}", "must be true or false")
+        for k, v in raw.items()
+        if k in PURPOSES and not isinstance(v, bool)
+    ]
+    if problems:
+        raise InvalidInput("invalid consent", problems=problems, hint="send true or false")
+    return {str(k): bool(v) for k, v in raw.items()}
+
+
+def changes_in_message(message: Mapping[str, Any]) -> list[ConsentChange]:
+    """Consent changes carried by a processed message (identify trait or consent event).
+
+    Events are data from clients: unknown purposes and non-boolean values are ignored here
+    rather than failing the pipeline (the API validates strictly).
+    """
+    raw: object = None
+    if message.get("type") == "identify":
+        traits = message.get("traits")
+        raw = traits.get("consent") if isinstance(traits, Mapping) else None
+    elif message.get("type") == "track" and message.get("event") == CONSENT_EVENT:
+        props = message.get("properties")
+        if isinstance(props, Mapping):
+            raw = props.get("purposes", props)
+            if isinstance(raw, Mapping) and raw is not props:
+                raw = {**raw, **{k: props[k] for k in _VERSION_KEYS if k in props}}
+    if not isinstance(raw, Mapping):
+        return []
+    version = next((str(raw[k]) for k in _VERSION_KEYS if raw.get(k) is not None), None)
+    meta = message.get("_meta")
+    source = str(meta.get("source", "events")) if isinstance(meta, Mapping) else "events"
+    at = str(message.get("timestamp") or datetime.now(UTC).isoformat())
+    return [
+        ConsentChange(k, v, source, at, version)
+        for k, v in raw.items()
+        if k in PURPOSES and isinstance(v, bool)
+    ]
+
+
+class ConsentStore:
+    """The append-only consent history (``consent.sqlite``, or memory)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._db = Db(path, _SCHEMA)
+
+    def record(
+        self,
+        entries: Iterable[tuple[str, ConsentChange]],
+        checkpoint: tuple[str, int] | None = None,
+    ) -> int:
+        now = datetime.now(UTC).isoformat()
+        rows = [
+            (pid, c.purpose, int(c.granted), c.source, c.at, c.wording_version, now)
+            for pid, c in entries
+        ]
+        with self._db.tx() as con:
+            con.executemany(
+                "INSERT INTO consent_history (profile_id, purpose, granted, source, at, "
+                "wording_version, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            if checkpoint is not None:
+                con.execute(
+                    'INSERT INTO checkpoints (name, "offset") VALUES (?, ?) ON CONFLICT (name) '
+                    'DO UPDATE SET "offset" = excluded."offset"',
+                    checkpoint,
+                )
+        return len(rows)
+
+    def checkpoint(self, name: str) -> int:
+        rows = self._db.query('SELECT "offset" FROM checkpoints WHERE name = ?', (name,))
+        return int(rows[0][0]) if rows else 0
+
+    def history(self, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not profile_ids:
+            return []
+        marks = ", ".join("?" for _ in profile_ids)
+        rows = self._db.query(
+            "SELECT profile_id, purpose, granted, source, at, wording_version, recorded_at "
+            f"FROM consent_history WHERE profile_id IN ({marks}) ORDER BY at, id",
+            profile_ids,
+        )
+        keys = ("profile_id", "purpose", "granted", "source", "at", "wording_version")
+        out = []
+        for row in rows:
+            item = dict(zip((*keys, "recorded_at"), row, strict=True))
+            item["granted"] = bool(item["granted"])
+            out.append(item)
+        return out
+
+    def latest(self, profile_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The latest change of each purpose over these profile ids (a merged person)."""
+        out: dict[str, dict[str, Any]] = {}
+        for item in self.history(profile_ids):  # ordered by event time: later rows win
+            out[item["purpose"]] = item
+        return out
+
+    def delete_profiles(self, profile_ids: Sequence[str]) -> int:
+        with self._db.tx() as con:
+            return sum(
+                con.execute("DELETE FROM consent_history WHERE profile_id = ?", (pid,)).rowcount
+                for pid in profile_ids
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class ConsentPolicy:
+    """Answers "may purpose P use this profile now?" from the history and regional defaults."""
+
+    def __init__(
+        self,
+        store: ConsentStore,
+        defaults: Mapping[str, Mapping[str, bool]],
+        regions: Mapping[str, Sequence[str]],
+        docs: Callable[[str], Mapping[str, Any] | None],
+    ) -> None:
+        self.store = store
+        self._defaults = defaults
+        self._region_of = {c.upper(): r for r, codes in regions.items() for c in codes}
+        self._docs = docs
+
+    def region(self, profile: Mapping[str, Any]) -> str:
+        traits = profile.get("traits") or {}
+        address = traits.get("address")
+        country = traits.get("country") or (
+            address.get("country") if isinstance(address, Mapping) else None
+        )
+        if isinstance(country, str):
+            return self._region_of.get(country.strip().upper(), "default")
+        return "default"
+
+    def _default(self, region: str, purpose: str) -> bool:
+        table = self._defaults.get(region) or self._defaults.get("default") or {}
+        return bool(table.get(purpose, False))
+
+    def _profile(self, profile: Mapping[str, Any] | str) -> Mapping[str, Any] | None:
+        return self._docs(profile) if isinstance(profile, str) else profile
+
+    def current(self, profile: Mapping[str, Any]) -> dict[str, bool]:
+        """``{purpose: allowed}`` for every purpose (the profile view's ``consent``)."""
+        latest = self.store.latest(_ids(profile))
+        region = self.region(profile)
+        return {
+            p: bool(latest[p]["granted"]) if p in latest else self._default(region, p)
+            for p in PURPOSES
+        }
+
+    def may(self, purpose: str, profile: Mapping[str, Any] | str) -> Decision:
+        """Whether ``purpose`` may use this profile (a view or document, or a profile id)."""
+        if purpose not in PURPOSES:
+            raise InvalidInput(
+                f"unknown purpose {purpose!r}", hint=f"use one of {', '.join(PURPOSES)}"
+            )
+        doc = self._profile(profile)
+        if doc is None:
+            return Decision(False, f"{purpose}: no such profile, so no consent")
+        latest = self.store.latest(_ids(doc)).get(purpose)
+        if latest is not None:
+            verb = "granted" if latest["granted"] else "refused"
+            return Decision(
+                bool(latest["granted"]),
+                f"{purpose}: {verb} via {latest['source']} at {latest['at']}",
+            )
+        region = self.region(doc)
+        allowed = self._default(region, purpose)
+        mode = "opt-out, allowed until refused" if allowed else "opt-in, not yet given"
+        return Decision(allowed, f"{purpose}: no choice recorded; region {region} is {mode}")
+
+    def predicate(self, purpose: str) -> Callable[[str], bool]:
+        """``profile_id -> allowed`` for batch callers (model scoring and training sets)."""
+        return lambda pid: self.may(purpose, pid).allowed
+
+
+def _ids(profile: Mapping[str, Any]) -> list[str]:
+    return [str(profile["profile_id"]), *(str(x) for x in profile.get("merged_from") or ())]

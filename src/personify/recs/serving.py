@@ -1,0 +1,342 @@
+"""Serving: recommendations for a profile right now, from the registered model.
+
+The trained model (a :class:`RecsBundle`: recommender, rules, interaction weights, the end
+of its training window) is loaded from the model registry under the name ``recs``; the
+version that serves is the promoted one (else the latest), re-checked every
+``refresh_s`` seconds so a promotion or rollback takes effect without a restart.
+
+Recent activity counts without retraining: the profile's timeline events newer than the
+training window (product views, add-to-carts, orders) are folded into its history before
+scoring. A visitor who just viewed three mugs therefore gets items bought with mugs, a
+long-time buyer gets their history plus today's clicks, and a visitor with nothing at all
+gets (segment) popularity.
+
+The decision engine fills a ``recommendations`` content block with :func:`recommend_for`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from personify.errors import InvalidInput, NotFound, Problem
+from personify.recs.base import Recommender, Scored, check_k, empty_query
+from personify.recs.data import Array, Interactions, InteractionWeights, Query
+from personify.recs.rules import BusinessRules
+from personify.recs.sources import product_event_tuples
+
+if TYPE_CHECKING:
+    from personify.facade import Personify
+    from personify.models.registry import ModelRegistry, ModelVersion
+
+MODEL_NAME = "recs"
+MODEL_KIND = "recommender"
+CANDIDATES_PER_SLOT = 5
+TIMELINE_LIMIT = 100
+
+
+@dataclass
+class RecsBundle:
+    """What the registry stores for serving: the model and how to apply it."""
+
+    model: Recommender
+    weights: InteractionWeights
+    trained_until: str  # ISO UTC; later events are folded in at request time
+    rules: BusinessRules = field(default_factory=BusinessRules)
+    segment_trait: str | None = "country"
+    source: str = "events"
+
+    @property
+    def data(self) -> Interactions:
+        return self.model._fitted()
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A served list: the items, how they were found and which model version made them."""
+
+    items: list[dict[str, Any]]
+    strategy: str
+    model_version: int
+    profile_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "profile_id": self.profile_id,
+            "strategy": self.strategy,
+            "model": {"name": MODEL_NAME, "version": self.model_version},
+            "items": self.items,
+        }
+
+
+class RecsService:
+    """Loads the registered bundle and answers recommendation requests for an engine."""
+
+    def __init__(self, registry: ModelRegistry, name: str = MODEL_NAME, refresh_s: float = 30.0):
+        self.registry = registry
+        self.name = name
+        self.refresh_s = refresh_s
+        self._loaded: tuple[RecsBundle, ModelVersion] | None = None
+        self._facts: ItemFacts | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def bundle(self) -> tuple[RecsBundle, ModelVersion]:
+        """The serving bundle; reloaded when another version has been promoted."""
+        with self._lock:
+            now = time.monotonic()
+            if self._loaded is None or now - self._checked > self.refresh_s:
+                try:
+                    current = self.registry.current(self.name)
+                except NotFound:
+                    if self._loaded is not None:
+                        raise
+                    raise NotFound(
+                        f"no recommender has been trained yet (model {self.name!r})",
+                        hint="train one: personify recs train --events (or --online-retail PATH)",
+                    ) from None
+                if self._loaded is None or self._loaded[1].version != current.version:
+                    model, meta = self.registry.load(self.name, current.version)
+                    if not isinstance(model, RecsBundle):
+                        raise InvalidInput(
+                            f"model {self.name!r} v{meta.version} is not a recommender bundle",
+                            hint="register recommenders with `personify recs train`",
+                        )
+                    self._loaded = (model, meta)
+                    self._facts = ItemFacts.of(model)
+                self._checked = now
+            return self._loaded
+
+    def facts(self) -> ItemFacts:
+        """Titles, categories, prices and stock of the serving bundle's items."""
+        self.bundle()
+        assert self._facts is not None
+        return self._facts
+
+    # -- users ----------------------------------------------------------------------------
+    def for_profile(
+        self,
+        engine: Personify,
+        profile_id: str | None,
+        k: int = 10,
+        placement: str | None = None,
+    ) -> Recommendation:
+        """Recommendations for a profile (``None``: an unknown visitor)."""
+        check_k(k)
+        bundle, meta = self.bundle()
+        bundle.rules.placement(placement)  # an unknown placement fails before any work
+        data = bundle.data
+        segment = None
+        row = -1
+        recent: list[tuple[str, str, str]] = []
+        if profile_id is not None:
+            profile = engine.profile(profile_id)
+            profile_id = str(profile["profile_id"])
+            row = _model_row(data, profile)
+            segment = _segment(bundle, data, row, profile)
+            rows = engine.timeline(profile_id, limit=TIMELINE_LIMIT)
+            recent = recent_events(rows, bundle.trained_until)
+        query = fold_in(data, row, recent, bundle.weights, segment)
+        strategy = "popular"
+        if query.history.nnz:
+            strategy = "personal" if row >= 0 else "session"
+            if row >= 0 and recent:
+                strategy = "personal+session"
+        bought = set(data.items[query.purchases.indices].tolist())
+        viewed = {item for item, kind, _ in recent if kind != "purchase"}
+        found = bundle.model.recommend(None, k * CANDIDATES_PER_SLOT, query=query)
+        facts = self.facts()
+        picked = facts.apply(bundle.rules, found, k, placement, purchased=bought, viewed=viewed)
+        return Recommendation(facts.describe(picked), strategy, meta.version, profile_id)
+
+    # -- items ----------------------------------------------------------------------------
+    def similar(self, item: str, k: int = 10, placement: str | None = None) -> Recommendation:
+        """Items like ``item`` for its product page (content similarity for new items)."""
+        check_k(k)
+        bundle, meta = self.bundle()
+        bundle.rules.placement(placement)
+        found = bundle.model.similar_items(item, k * CANDIDATES_PER_SLOT)
+        facts = self.facts()
+        picked = facts.apply(bundle.rules, found, k, placement, purchased=set(), viewed=set())
+        return Recommendation(facts.describe(picked), "similar", meta.version)
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """Per-item lookups taken from the catalogue once per loaded model (not per request)."""
+
+    descriptions: dict[str, dict[str, Any]]
+    categories: dict[str, str | None]
+    prices: dict[str, float | None]
+    out_of_stock: frozenset[str]
+
+    @classmethod
+    def of(cls, bundle: RecsBundle) -> ItemFacts:
+        catalogue = bundle.data.catalogue
+        if catalogue is None:
+            return cls({}, {}, {}, frozenset())
+        frame = catalogue.frame
+        ids = [str(i) for i in frame.index]
+        descriptions = {i: catalogue.describe(i) for i in ids}
+        return cls(
+            descriptions=descriptions,
+            categories={i: d["category"] for i, d in descriptions.items()},
+            prices={i: d["price"] for i, d in descriptions.items()},
+            out_of_stock=frozenset(
+                i for i, ok in zip(ids, frame["in_stock"], strict=True) if not bool(ok)
+            ),
+        )
+
+    def apply(
+        self,
+        rules: BusinessRules,
+        found: list[Scored],
+        k: int,
+        placement: str | None,
+        *,
+        purchased: set[str],
+        viewed: set[str],
+    ) -> list[Scored]:
+        """``rules`` over ``found``, with this catalogue's categories, prices and stock."""
+        return rules.apply(
+            found,
+            k,
+            placement=placement,
+            categories=self.categories,
+            prices=self.prices,
+            out_of_stock=self.out_of_stock,
+            purchased=purchased,
+            recently_viewed=viewed,
+        )
+
+    def describe(self, picked: list[Scored]) -> list[dict[str, Any]]:
+        """The items as the API returns them: id, title, category, price, score, reason."""
+        out = []
+        for s in picked:
+            base = self.descriptions.get(s.item, {"id": s.item})
+            out.append({**base, "score": round(s.score, 6), "reason": s.reason})
+        return out
+
+
+def recent_events(rows: list[dict[str, Any]], since: str) -> list[tuple[str, str, str]]:
+    """``(item, kind, order)`` of timeline rows newer than ``since`` (ISO UTC)."""
+    cut = _utc(since)
+    return [
+        (item, kind, order)
+        for _, item, kind, stamp, order in product_event_tuples(rows)
+        if _utc(stamp) > cut
+    ]
+
+
+def _utc(text: str) -> datetime:
+    stamp = datetime.fromisoformat(text)
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+
+
+def fold_in(
+    data: Interactions,
+    row: int,
+    recent: Sequence[tuple[str, str, str]],
+    weights: InteractionWeights,
+    segment: str | None = None,
+) -> Query:
+    """A one-row query: the training history of ``row`` (-1: none) plus ``recent`` events.
+
+    ``recent`` holds ``(item, kind, order)``. Recent events are weighted like training
+    events (without decay: they are minutes old); a recent purchase also counts as an
+    order and makes the item "bought today". Items the model does not know are skipped.
+    """
+    query = data.query([row]) if row >= 0 else empty_query(data.n_items)
+    query.segments = [segment]
+    index = data.item_index
+    known = [(index[item], kind, order) for item, kind, order in recent if item in index]
+    if not known:
+        return query
+    history = query.history.toarray().ravel().astype(np.float64)
+    purchases = query.purchases.toarray().ravel().astype(np.float64)
+    recency = query.recency.toarray().ravel().astype(np.float64)
+    orders: set[tuple[int, str]] = set()
+    for col, kind, order in known:
+        history[col] = 1.0 if weights.binary else history[col] + weights.of(kind)
+        recency[col] = 1.0
+        if kind == "purchase" and (col, order) not in orders:
+            orders.add((col, order))
+            purchases[col] += 1.0
+    return Query(
+        users=query.users,
+        history=_row(history),
+        purchases=_row(purchases),
+        recency=_row(recency),
+        segments=[segment],
+        folded=np.array([True]),
+    )
+
+
+def _row(values: Array) -> sp.csr_matrix:
+    return sp.csr_matrix(values.reshape(1, -1), dtype=np.float32)
+
+
+def _model_row(data: Interactions, profile: Mapping[str, Any]) -> int:
+    """The model's row for a profile: by profile id, else by any of its user ids."""
+    keys = [str(profile["profile_id"]), *profile.get("merged_from", [])]
+    keys += list(profile.get("identities", {}).get("user_id", []))
+    for key in keys:
+        if key in data.user_index:
+            return data.user_index[key]
+    return -1
+
+
+def _segment(
+    bundle: RecsBundle, data: Interactions, row: int, profile: Mapping[str, Any]
+) -> str | None:
+    if row >= 0 and data.segments[row] is not None:
+        return str(data.segments[row])
+    if bundle.segment_trait is None:
+        return None
+    trait = profile.get("traits", {}).get(bundle.segment_trait)
+    value = trait.get("value") if isinstance(trait, Mapping) else None
+    return str(value) if value is not None else None
+
+
+_SERVICES: weakref.WeakKeyDictionary[Any, RecsService] = weakref.WeakKeyDictionary()
+_SERVICES_LOCK = threading.Lock()
+
+
+def service_for(engine: Personify) -> RecsService:
+    """The engine's recommendation service (one per engine, registry in its data dir)."""
+    from personify.models.registry import ModelRegistry
+
+    with _SERVICES_LOCK:
+        service = _SERVICES.get(engine)
+        if service is None:
+            service = RecsService(ModelRegistry(engine.settings.data_dir / "models"))
+            _SERVICES[engine] = service
+        return service
+
+
+def recommend_for(
+    engine: Personify,
+    profile_id: str | None,
+    k: int = 10,
+    placement: str | None = None,
+) -> list[dict[str, Any]]:
+    """Items for a ``recommendations`` content block, best first.
+
+    Each item is ``{"id", "title", "category", "price", "score", "reason"}``. ``profile_id``
+    ``None`` means an unknown visitor (popular items). Raises :class:`NotFound` when no
+    recommender has been trained (``personify recs train``) or the profile does not exist,
+    and :class:`InvalidInput` for a bad ``k`` or an unknown placement.
+    """
+    if profile_id is not None and not str(profile_id).strip():
+        raise InvalidInput(
+            "profile_id is empty", problems=[Problem("profile_id", "give an id or None")]
+        )
+    return service_for(engine).for_profile(engine, profile_id, k, placement).items

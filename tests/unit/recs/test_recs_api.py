@@ -1,0 +1,173 @@
+"""``GET /v1/recommendations`` and similar items over an engine, with a registered model.
+
+A new visitor, a visitor with three product views in this session and a long-time buyer
+must each get sensible and different lists.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.unit.helpers import T0, memory_engine
+from tests.unit.recs import storefront
+
+from personify.api.app import create_app
+from personify.errors import InvalidInput, NotFound
+from personify.facade import Personify
+from personify.models.registry import ModelRegistry
+from personify.recs import publish
+from personify.recs.serving import recommend_for, service_for
+
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
+
+
+@pytest.fixture(scope="module")
+def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("recs-data")
+    data = publish.from_rows(storefront.rows())
+    trained = publish.train(data, validation_days=30)
+    publish.register(ModelRegistry(data_dir / "models"), data, trained)
+    return data_dir
+
+
+@pytest.fixture
+def engine(models_root: Path) -> Personify:
+    return memory_engine(data_dir=models_root)[0]
+
+
+@pytest.fixture
+def client(engine: Personify) -> Iterator[TestClient]:
+    with TestClient(create_app(engine)) as c:
+        yield c
+
+
+def get(client: TestClient, path: str, **params: Any) -> Any:
+    return client.get(path, params=params, headers=AUTH)
+
+
+def view(engine: Personify, anonymous_id: str, items: list[str]) -> None:
+    for i, item in enumerate(items):
+        engine.track(
+            anonymous_id=anonymous_id,
+            event="Product Viewed",
+            properties=storefront.product(item),
+            timestamp=T0.replace(minute=i).isoformat(),
+        )
+    engine.drain()
+
+
+def test_new_visitor_long_time_buyer_and_session_visitor_differ(
+    client: TestClient, engine: Personify
+) -> None:
+    new = get(client, "/v1/recommendations", k=4).json()
+    assert new["strategy"] == "popular" and new["profile_id"] is None
+    assert sorted(i["id"] for i in new["items"]) == ["t0", "t1", "t2", "t3"]  # toys sell most
+
+    view(engine, "visitor-1", ["g1", "g2", "g3"])
+    session = get(client, "/v1/recommendations", anonymous_id="visitor-1", k=5).json()
+    assert session["strategy"] == "session"
+    garden = [i for i in session["items"] if i["id"].startswith("g")]
+    assert len(garden) >= 4, session["items"]
+
+    engine.identify(user_id="mug-3", traits={"country": "UK"})
+    engine.drain()
+    buyer = get(client, "/v1/recommendations", user_id="mug-3", k=5).json()
+    assert buyer["strategy"] == "personal"
+    assert buyer["items"][0]["id"] == "m3"  # the favourite, bought four times
+    assert buyer["items"][0]["reason"] == "bought before"
+    assert sum(i["id"].startswith("m") for i in buyer["items"]) >= 4
+
+    lists = [tuple(i["id"] for i in r["items"]) for r in (new, session, buyer)]
+    assert len(set(lists)) == 3
+    item = buyer["items"][0]
+    assert set(item) == {"id", "title", "category", "price", "score", "reason"}
+    assert item["title"] == "stoneware mug style 3" and item["category"] == "kitchen"
+
+
+def test_unknown_identity_is_a_new_visitor(client: TestClient) -> None:
+    body = get(client, "/v1/recommendations", anonymous_id="never-seen", k=3).json()
+    assert body["strategy"] == "popular" and len(body["items"]) == 3
+
+
+def test_email_placement_leaves_out_what_was_bought(client: TestClient, engine: Personify) -> None:
+    engine.identify(user_id="garden-2")
+    engine.drain()
+    body = get(client, "/v1/recommendations", user_id="garden-2", k=5, placement="email").json()
+    assert "g2" not in [i["id"] for i in body["items"]]
+    assert len(body["items"]) == 5
+
+
+def test_similar_items_for_a_product_page(client: TestClient) -> None:
+    body = get(client, "/v1/recommendations/similar/g4", k=3).json()
+    assert body["item_id"] == "g4" and body["strategy"] == "similar"
+    assert all(i["id"].startswith("g") and i["id"] != "g4" for i in body["items"])
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"k": 0}, "query.k"),
+        ({"k": 101}, "query.k"),
+        ({"user_id": "mug-1", "anonymous_id": "a"}, "user_id"),
+        ({"user_id": " "}, "user_id"),
+        ({"placement": "sidebar"}, "placement"),
+    ],
+)
+def test_bad_requests_name_the_problem(
+    client: TestClient, params: dict[str, Any], field: str
+) -> None:
+    resp = get(client, "/v1/recommendations", **params)
+    assert resp.status_code == 400, resp.text
+    assert field in [p["field"] for p in resp.json()["problems"]]
+
+
+def test_unknown_item_is_404(client: TestClient) -> None:
+    resp = get(client, "/v1/recommendations/similar/nope")
+    assert resp.status_code == 404 and resp.json()["hint"]
+
+
+def test_write_key_or_admin_key_is_required(client: TestClient) -> None:
+    assert client.get("/v1/recommendations").status_code == 401
+    ok = client.get("/v1/recommendations", headers={"Authorization": "Bearer admin"})
+    assert ok.status_code == 200
+
+
+def test_no_trained_model_is_a_404_with_a_hint(tmp_path: Path) -> None:
+    engine = memory_engine(data_dir=tmp_path)[0]
+    with TestClient(create_app(engine)) as c:
+        resp = c.get("/v1/recommendations", headers=AUTH)
+    assert resp.status_code == 404
+    assert "personify recs train" in resp.json()["hint"]
+
+
+def test_recommend_for_fills_a_content_block(engine: Personify) -> None:
+    engine.identify(user_id="mug-5")
+    engine.drain()
+    pid = engine.lookup("user_id", "mug-5")
+    items = recommend_for(engine, pid, k=3, placement="home")
+    assert len(items) == 3 and items[0]["id"] == "m5"
+    assert recommend_for(engine, None, k=2)[0]["reason"] == "popular"
+    with pytest.raises(NotFound):
+        recommend_for(engine, "p_missing", k=2)
+    with pytest.raises(InvalidInput):
+        recommend_for(engine, pid, k=0)
+
+
+def test_service_is_shared_per_engine_and_follows_promotions(
+    engine: Personify, models_root: Path
+) -> None:
+    service = service_for(engine)
+    assert service_for(engine) is service
+    first = service.bundle()[1].version
+    registry = ModelRegistry(models_root / "models")
+    data = publish.from_rows(storefront.rows(seed=8))
+    newer = publish.register(registry, data, publish.train(data, validation_days=30))
+    service.refresh_s = 0.0
+    assert service.bundle()[1].version == newer.version != first
+    registry.rollback("recs")
+    assert service.bundle()[1].version == first
