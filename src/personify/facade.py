@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -28,6 +28,7 @@ from personify.events.collector import BatchResult, Collector
 from personify.identity.normalize import normalize_email, normalize_phone
 from personify.profiles.processor import Processing, Processor
 from personify.profiles.records import iso, lifecycle_stage
+from personify.decide.log import DecisionLog
 from personify.definitions import DefinitionStore
 from personify.segments.engine import SegmentEngine
 from personify.segments.store import SegmentStore
@@ -39,6 +40,9 @@ from personify.storage.ports import (
     QuarantineStore,
     ScoreStore,
 )
+
+if TYPE_CHECKING:
+    from personify.privacy.service import Privacy
 
 LOOKUP_KINDS = ("user_id", "anonymous_id", "email", "phone")
 
@@ -53,6 +57,7 @@ class Stores:
     definitions: DefinitionStore
     segments: SegmentStore
     scores: ScoreStore
+    decisions: DecisionLog
 
     def forget(self, profile_ids: Iterable[str]) -> None:
         for pid in profile_ids:
@@ -67,6 +72,7 @@ class Stores:
             self.definitions,
             self.segments,
             self.scores,
+            self.decisions,
         ):
             store.close()
 
@@ -82,8 +88,11 @@ class Personify:
         collector: Collector,
         processor: Processing,
         segment_engine: SegmentEngine | None = None,
+        privacy: Privacy | None = None,
     ) -> None:
         self.settings = settings
+        # consent, keys, suppression, audit (``personify.privacy``); None only in bare tests
+        self.privacy = privacy
         self.clock = clock
         self.stores = stores
         self.collector = collector
@@ -110,6 +119,8 @@ class Personify:
         if self.segment_engine is not None:
             self.segment_engine.stop()
         self.stores.close()
+        if self.privacy is not None:
+            self.privacy.close()
 
     def __enter__(self) -> Personify:
         return self
@@ -248,11 +259,14 @@ class Personify:
         """The view plus what other writers keep (memberships, scores): never cached, as the
         segment scheduler and batch scoring change them without touching the profile."""
         pid = view["profile_id"]
-        return {
+        derived = {
             **view,
             "segments": sorted(self.stores.segments.memberships([pid]).get(pid, {})),
             "scores": self.stores.scores.get_many([pid]).get(pid, {}),
         }
+        if self.privacy is not None:  # so conditions can read consent.<purpose>
+            derived["consent"] = self.privacy.consent.current(view)
+        return derived
 
     def profile_by(self, kind: str, value: str) -> dict[str, Any]:
         return self.profile(self.lookup(kind, value))

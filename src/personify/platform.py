@@ -10,6 +10,8 @@ from personify.identity.normalize import JunkFilter
 from personify.identity.resolver import Resolver
 from personify.profiles.processor import Processor
 from personify.storage import memory
+from personify.decide.attribution import RewardAttributor
+from personify.decide.log import DecisionLog
 from personify.definitions import DefinitionStore, MemoryDefinitionStore, open_sqlite
 from personify.segments.engine import SegmentEngine
 from personify.segments.store import SegmentStore
@@ -26,6 +28,7 @@ def build_stores(settings: Settings, *, event_store: EventStore | None = None) -
         log: EventLog = SqliteEventLog(data / "log.sqlite")
     else:
         log = memory.MemoryEventLog()
+    memory_state = settings.state_backend != "sqlite"
     if settings.state_backend == "sqlite":
         from personify.storage.sqlite import SqliteQuarantineStore, SqlProfileStore
         from personify.storage.sqlite.profiles import sqlite_engine
@@ -63,6 +66,7 @@ def build_stores(settings: Settings, *, event_store: EventStore | None = None) -
         definitions=definitions,
         segments=segments,
         scores=scores,
+        decisions=DecisionLog(None if memory_state else data / "decisions.sqlite"),
     )
 
 
@@ -109,7 +113,7 @@ def build(
         settings.profiles,
         clock,
         on_change=stores.forget,
-        observers=[segment_engine],
+        observers=[segment_engine, RewardAttributor(stores.decisions)],
     )
     segment_engine.attach(processor.lock)
     return Personify(settings, clock, stores, collector, processor, segment_engine)

@@ -52,7 +52,6 @@ def engine() -> Iterator[Personify]:
 def client(engine: Personify) -> Iterator[tuple[TestClient, Decider]]:
     decider = Decider(engine, poll_interval=0.0)
     apply(DEMO_WORKSPACE, decider.store, actor="e2e")
-    engine.processor.add_observer(decider.attributor)  # type: ignore[attr-defined]
     app = create_app(engine, own_engine=False)
     app.state.decider = decider
     with TestClient(app) as c:
