@@ -79,7 +79,7 @@ class Decider:
                 if pid is None:
                     pid = self.personify.lookup(kind, value)
                     self._remember(kind, value, pid)
-                return self.personify.profile(pid)
+                return self.personify.profile(pid, history=False)
             except NotFound:
                 self._known.pop((kind, value), None)
                 continue

@@ -68,13 +68,18 @@ class SqlScoreStore:
     def get_many(self, profile_ids: Iterable[str]) -> dict[str, dict[str, dict[str, Any]]]:
         ids = list(dict.fromkeys(profile_ids))
         out: dict[str, dict[str, dict[str, Any]]] = {}
-        cols = (scores_t.c.profile_id, scores_t.c.model, scores_t.c.value, scores_t.c.version)
+        mark = "%s" if self._engine.dialect.name == "postgresql" else "?"
         with self._engine.connect() as con:
             for i in range(0, len(ids), _CHUNK):
-                query = select(*cols, scores_t.c.at).where(
-                    scores_t.c.profile_id.in_(ids[i : i + _CHUNK])
-                )
-                for pid, model, value, version, at in con.execute(query):
+                chunk = ids[i : i + _CHUNK]
+                # Driver SQL: this is on the decision path, where building a statement per
+                # call costs more than the query.
+                rows = con.exec_driver_sql(
+                    "SELECT profile_id, model, value, version, at FROM scores "
+                    f"WHERE profile_id IN ({', '.join([mark] * len(chunk))})",
+                    tuple(chunk),
+                ).fetchall()
+                for pid, model, value, version, at in rows:
                     out.setdefault(pid, {})[model] = {
                         "value": float(value),
                         "version": int(version),
