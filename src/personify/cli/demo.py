@@ -22,8 +22,13 @@ def demo(
 ) -> None:
     """Build the demo storefront through the real collection path, summarize, and serve."""
     import time
+    from datetime import UTC, datetime
 
     from personify.config import Settings
+    from personify.decide import DEMO_WORKSPACE
+    from personify.segments.service import Segments
+    from personify.segments.templates import TEMPLATES, template
+    from personify.workspace import apply
     from personify.demo.storefront import StorefrontSpec, estimate_events, generate
     from personify.platform import build
 
@@ -32,7 +37,9 @@ def demo(
         settings = settings.model_copy(update={"write_keys": [f"{DEMO_WRITE_KEY}=demo"]})
     if not settings.admin_key:
         settings = settings.model_copy(update={"admin_key": DEMO_ADMIN_KEY})
-    spec = StorefrontSpec(customers=customers, days=days, seed=seed)
+    # The history ends today, so "days since the last order" means what it says now.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    spec = StorefrontSpec(customers=customers, days=days, seed=seed, end=today)
     started = time.perf_counter()
     p = build(settings)
     with progress() as bars:
@@ -52,6 +59,15 @@ def demo(
             time.sleep(0.1)
         bars.update(ptask, completed=p.stores.log.head())
     p.processor.stop()
+    # The demo workspace: content, placements and rules, and the built-in segments.
+    with console.status("building segments and loading the demo workspace"):
+        apply(DEMO_WORKSPACE, p.stores.definitions, actor="demo")
+        segments = Segments(p)
+        # Parameters that suit a 90-day storefront (the decision rules use 40 days too).
+        params = {"lapsing_customer": {"inactive_for": "40d"}, "frequent_browser": {"views": 5}}
+        for name in TEMPLATES:
+            segments.save(template(name, **params.get(name, {})), actor="demo")
+        sizes = {row["key"]: row["size"] for row in segments.overview()}
     stats = p.stats()
     table = Table("figure", "value", title=f"demo storefront (seed {seed})")
     table.add_row("events accepted", f"{result.accepted:,}")
@@ -59,6 +75,8 @@ def demo(
     table.add_row("profiles", f"{stats['profiles']:,}")
     table.add_row("events stored", f"{stats['events']:,}")
     table.add_row("seconds", f"{time.perf_counter() - started:.1f}")
+    for key, size in sizes.items():
+        table.add_row(f"segment {key}", f"{size:,}")
     console.print(table)
     write_key = next(iter(settings.write_key_sources()))
     console.print(
