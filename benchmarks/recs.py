@@ -18,7 +18,10 @@ Protocol (printed into the results file):
   client threads, each paced at 50/s on its own keep-alive connection, open loop), a
   third each for known customers (``user_id``), session visitors (``anonymous_id``, fold-in
   of their views) and new visitors (no identity). p99 of request latency as seen by the
-  client (send to full response), same machine.
+  client (send to full response), same machine. Each request reads the profile; the
+  timeline query for session events runs when the profile changed since its last request
+  (the service caches it under the profile's event count), so repeated requests of a
+  visitor with no new events, as here, skip it.
 """
 
 from __future__ import annotations

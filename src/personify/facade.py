@@ -265,7 +265,7 @@ class Personify:
         pid = view["profile_id"]
         derived = {
             **view,
-            "segments": sorted(self.stores.segments.memberships([pid]).get(pid, {})),
+            "segments": sorted(self.stores.segments.memberships_of(pid)),
             "scores": self.stores.scores.get_many([pid]).get(pid, {}),
         }
         if self.privacy is not None:  # so conditions can read consent.<purpose>

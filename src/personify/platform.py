@@ -8,6 +8,7 @@ from personify.events.collector import Collector
 from personify.facade import Personify, Stores
 from personify.identity.normalize import JunkFilter
 from personify.identity.resolver import Resolver
+from personify.privacy.service import Privacy
 from personify.profiles.processor import Processor
 from personify.storage import memory
 from personify.decide.attribution import RewardAttributor
@@ -86,6 +87,7 @@ def build(
     if worker:
         return _build_api_side(settings, clock)
     stores = build_stores(settings)
+    privacy = Privacy(settings, stores.profiles)
     junk = JunkFilter(settings.identity.junk_values)
     resolver = Resolver(
         stores.profiles,
@@ -97,6 +99,7 @@ def build(
     collector = Collector(
         stores.log, stores.quarantine, settings.collect, settings.write_key_sources(), junk, clock
     )
+    collector.suppress = privacy.suppression.matches
     segment_engine = SegmentEngine(
         stores.segments,
         stores.definitions,
@@ -113,10 +116,10 @@ def build(
         settings.profiles,
         clock,
         on_change=stores.forget,
-        observers=[segment_engine, RewardAttributor(stores.decisions)],
+        observers=[segment_engine, RewardAttributor(stores.decisions), privacy.observer],
     )
     segment_engine.attach(processor.lock)
-    return Personify(settings, clock, stores, collector, processor, segment_engine)
+    return Personify(settings, clock, stores, collector, processor, segment_engine, privacy)
 
 
 def _build_api_side(settings: Settings, clock: Clock) -> Personify:
@@ -127,6 +130,8 @@ def _build_api_side(settings: Settings, clock: Clock) -> Personify:
     collector = Collector(
         base.log, base.quarantine, settings.collect, settings.write_key_sources(), junk, clock
     )
+    privacy = Privacy(settings, base.profiles)  # before the worker: it creates privacy.key
+    collector.suppress = privacy.suppression.matches
     worker = WorkerProcess(settings, base.profiles, base.log)
     base.events = RemoteEventStore(settings.data_dir, worker.authkey)
-    return Personify(settings, clock, base, collector, worker)
+    return Personify(settings, clock, base, collector, worker, privacy=privacy)

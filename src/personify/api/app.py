@@ -12,8 +12,9 @@ import personify
 from personify.api import collect, decide, definitions, errors, profiles, quarantine, segments
 from personify.api import experiments as experiments_api
 from personify.api import models as models_api
+from personify.api import privacy as privacy_api
 from personify.api import recs as recs_api
-from personify.api.deps import Admin, Engine
+from personify.api.deps import Analyst, Engine
 from personify.facade import Personify
 
 
@@ -46,6 +47,7 @@ def create_app(engine: Personify, *, own_engine: bool = True) -> FastAPI:
     app.include_router(experiments_api.router)
     app.include_router(recs_api.router)
     app.include_router(models_api.router)
+    privacy_api.install(app)  # consent, privacy jobs, audit, API keys, rate limits
 
     @app.get("/health", tags=["ops"])
     def health(p: Engine) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def create_app(engine: Personify, *, own_engine: bool = True) -> FastAPI:
             "lag": p.processor.lag(),
         }
 
-    @app.get("/v1/stats", tags=["ops"], dependencies=[Admin])
+    @app.get("/v1/stats", tags=["ops"], dependencies=[Analyst])
     def stats(p: Engine) -> dict[str, Any]:
         """Counts of profiles, events and quarantined messages, and the last processing error."""
         return p.stats()

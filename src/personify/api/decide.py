@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import threading
 import weakref
 from datetime import UTC, datetime
@@ -11,10 +10,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from personify.api.deps import Admin, Engine, basic_username
+from personify.api.deps import Analyst, Engine, basic_username, bearer_caller
 from personify.decide.request import parse_request
 from personify.decide.service import Decider
-from personify.errors import InvalidInput, PayloadTooLarge, Problem, Unauthorized
+from personify.errors import Forbidden, InvalidInput, PayloadTooLarge, Problem
 from personify.profiles.records import iso
 
 MAX_BODY = 65_536
@@ -43,19 +42,22 @@ DeciderDep = Annotated[Decider, Depends(decider)]
 async def require_decide_access(
     p: Engine, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    """Who may ask for decisions: the admin bearer key or any write key (HTTP Basic).
-
-    Kept in one place so that roles (issue 6) replace only this function.
-    """
-    scheme, _, token = (authorization or "").partition(" ")
-    admin = p.settings.admin_key
+    """Who may ask for decisions: a bearer key with role ``decide`` or ``admin`` (the
+    bootstrap admin key included), or any write key (HTTP Basic)."""
+    scheme, _, _token = (authorization or "").partition(" ")
     if scheme.lower() == "bearer":
-        if admin and hmac.compare_digest(token.strip(), admin):
-            return
-        raise Unauthorized("wrong bearer key", hint="send the admin key, or a write key as Basic")
+        caller = bearer_caller(p, authorization)
+        if caller.role not in DECIDE_ROLES:
+            raise Forbidden(
+                f"role {caller.role!r} may not ask for decisions",
+                hint="use a key with role 'decide', or a write key as HTTP Basic",
+            )
+        return
     p.collector.authenticate(basic_username(authorization), None)
 
 
+DECIDE_ROLES = frozenset({"admin", "decide"})
+require_decide_access.allowed_roles = lambda _method: DECIDE_ROLES  # type: ignore[attr-defined]
 DecideAccess = Depends(require_decide_access)
 router = APIRouter(tags=["decide"])
 
@@ -107,7 +109,7 @@ async def decide(request: Request, d: DeciderDep) -> Response:
     )
 
 
-@router.get("/v1/decide/report", dependencies=[Admin])
+@router.get("/v1/decide/report", dependencies=[Analyst])
 def report(
     d: DeciderDep,
     placement: str | None = None,

@@ -12,13 +12,13 @@ import orjson
 from fastapi import APIRouter, Query, Request
 
 from personify.api.decide import DeciderDep
-from personify.api.deps import Admin
+from personify.api.deps import Marketer
 from personify.decide.service import Decider
 from personify.definitions import Definition
 from personify.errors import InvalidInput, NotFound, Problem
 from personify.workspace import Plan, Section, sections
 
-router = APIRouter(prefix="/v1/definitions", tags=["definitions"], dependencies=[Admin])
+router = APIRouter(prefix="/v1/definitions", tags=["definitions"], dependencies=[Marketer])
 ACTOR = "admin-api"  # until API keys carry a name (issue 6)
 
 

@@ -1,15 +1,16 @@
-"""Request dependencies: the engine, write-key and admin-key authentication."""
+"""Request dependencies: the engine, write-key authentication and role-based API keys."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from personify.errors import Unauthorized, Unavailable
+from personify.errors import Forbidden, Unauthorized, Unavailable
 from personify.facade import Personify
 
 
@@ -39,17 +40,92 @@ def basic_username(authorization: str | None) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-async def require_admin(p: Engine, authorization: Annotated[str | None, Header()] = None) -> None:
-    expected = p.settings.admin_key
-    if not expected:
-        raise Unavailable(
-            "the admin API is disabled", hint="set PERSONIFY_ADMIN_KEY and restart the server"
-        )
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: a role and an id for the audit log (``admin-key`` or a key id)."""
+
+    role: str
+    actor: str
+
+
+ROLES = ("admin", "marketer", "analyst", "decide")
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def bearer_caller(p: Personify, authorization: str | None) -> Caller:
+    """The caller a bearer token names: the bootstrap admin key or a stored API key."""
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
-        raise Unauthorized(
-            "missing or wrong admin key", hint="send 'Authorization: Bearer <PERSONIFY_ADMIN_KEY>'"
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        admin = p.settings.admin_key
+        if admin and hmac.compare_digest(token, admin):
+            return Caller("admin", "admin-key")
+        key = p.privacy.keys.verify(token) if p.privacy is not None else None
+        if key is not None:
+            return Caller(key.role, f"key:{key.key_id}")
+    if not p.settings.admin_key and (p.privacy is None or not p.privacy.keys.list()):
+        raise Unavailable(
+            "the admin API is disabled",
+            hint="set PERSONIFY_ADMIN_KEY and restart the server (then create API keys)",
         )
+    raise Unauthorized(
+        "missing, wrong or revoked API key",
+        hint="send 'Authorization: Bearer <key>' with PERSONIFY_ADMIN_KEY or a key from "
+        "`personify keys create`",
+    )
 
 
-Admin = Depends(require_admin)
+def require_role(*roles: str, write: tuple[str, ...] | None = None) -> Any:
+    """A dependency that lets through the given roles (``admin`` always).
+
+    With ``write``, reads (GET) take ``roles`` and every other method takes ``write``. The
+    allowed roles are kept on the dependency (``allowed_roles(method)``) so the route-table
+    test can check that every route declares them and that weaker roles are refused.
+    Changes (non-GET) and profile reads are written to the audit log.
+    """
+    unknown = sorted((set(roles) | set(write or ())) - set(ROLES))
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+    read_set = frozenset(("admin", *roles))
+    write_set = frozenset(("admin", *write)) if write is not None else read_set
+
+    def allowed_roles(method: str) -> frozenset[str]:
+        return read_set if method.upper() in READ_METHODS else write_set
+
+    async def check(
+        request: Request, p: Engine, authorization: Annotated[str | None, Header()] = None
+    ) -> Caller:
+        caller = bearer_caller(p, authorization)
+        allowed = allowed_roles(request.method)
+        if caller.role not in allowed:
+            raise Forbidden(
+                f"role {caller.role!r} may not {request.method} {request.url.path}",
+                hint=f"use a key with one of the roles {', '.join(sorted(allowed))}",
+            )
+        request.state.caller = caller
+        audited = request.method not in READ_METHODS or request.url.path.startswith(AUDITED_READS)
+        if audited and p.privacy is not None:
+            route = request.scope.get("route")
+            p.privacy.audit.record(
+                caller.actor,
+                f"{request.method} {getattr(route, 'path', request.url.path)}",
+                request.url.path,
+            )
+        return caller
+
+    check.allowed_roles = allowed_roles  # type: ignore[attr-defined]
+    return Depends(check)
+
+
+AUDITED_READS = ("/v1/profiles", "/v1/consent", "/v1/privacy", "/v1/keys", "/v1/audit")
+
+Admin = require_role()
+"""Admin only (the bootstrap PERSONIFY_ADMIN_KEY or a key with role ``admin``)."""
+Analyst = require_role("analyst")
+"""Reading profiles and aggregates: analysts (and admins)."""
+Marketer = require_role("marketer", "analyst", write=("marketer",))
+"""Definitions: marketers change them; analysts may read them."""
+AnalystReads = require_role("analyst", write=())
+"""Analysts read; only admins change (model promotion and rollback)."""
+Decide = require_role("decide")
+"""Decision APIs by bearer key: the ``decide`` role (write keys are checked separately)."""

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from personify.api.decide import decider
-from personify.api.deps import Admin, Engine
+from personify.api.deps import Engine, Marketer
 from personify.errors import InvalidInput, Problem, Unavailable
 from personify.experiments.assignment import AssignmentContext, ExperimentSpec, run
 from personify.experiments.learning import OUTCOME_LIMIT
@@ -46,7 +46,7 @@ from personify.experiments.stats import (
 )
 from personify.experiments.stats import power as pw
 
-router = APIRouter(prefix="/v1/experiments", tags=["experiments"], dependencies=[Admin])
+router = APIRouter(prefix="/v1/experiments", tags=["experiments"], dependencies=[Marketer])
 _attach_lock = threading.Lock()
 
 

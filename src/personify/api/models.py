@@ -14,13 +14,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from personify.api.deps import Admin, Engine
+from personify.api.deps import AnalystReads, Engine
 from personify.errors import InvalidInput, Problem
 from personify.facade import Personify
 from personify.models.registry import ModelRegistry
 from personify.models.serving import ServedModel, score_events
 
-router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[Admin])
+router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[AnalystReads])
 
 _MAX_EVENTS = 50_000
 # The serving version of each model, loaded once: versions never change once written.

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from personify.api.deps import Admin, Engine
+from personify.api.deps import Analyst, Engine
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -16,7 +16,7 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-router = APIRouter(prefix="/v1/profiles", tags=["profiles"], dependencies=[Admin])
+router = APIRouter(prefix="/v1/profiles", tags=["profiles"], dependencies=[Analyst])
 
 
 @router.get("/lookup")

@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Response
 
-from personify.api.deps import Admin, Engine
+from personify.api.deps import Engine, Marketer
 from personify.segments.service import Segments
 
-router = APIRouter(prefix="/v1/segments", tags=["segments"], dependencies=[Admin])
+router = APIRouter(prefix="/v1/segments", tags=["segments"], dependencies=[Marketer])
 ACTOR = "api"
 
 SegmentBody = Annotated[

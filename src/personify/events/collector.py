@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -75,6 +75,9 @@ class Collector:
         self._write_keys = dict(write_keys)
         self._junk = junk
         self._clock = clock
+        # Privacy erasure: messages naming a suppressed identity are dropped (and counted).
+        self.suppress: Callable[[Mapping[str, Any]], bool] | None = None
+        self.suppressed = 0
 
     # -- transport helpers ------------------------------------------------------------------
     def authenticate(self, basic_user: str | None, body_key: object) -> str:
@@ -185,8 +188,11 @@ class Collector:
             if value is not None:
                 given = raw.get(name) if name in raw else raw.get("timestamp")
                 msg[name] = given if isinstance(given, str) else value.isoformat()
-        msg["timestamp"] = iso(corrected)
-        msg["receivedAt"] = received_iso or iso(received_at)
+        received_text = received_iso or iso(received_at)
+        # A client whose clock agrees with itself (sentAt == originalTimestamp, the usual
+        # case in a flushed batch) gets exactly receivedAt: no second formatting needed.
+        msg["timestamp"] = received_text if corrected == received_at else iso(corrected)
+        msg["receivedAt"] = received_text
         if "messageId" not in msg:
             msg["messageId"] = content_message_id(raw)
         msg["_meta"] = {"source": source}
@@ -213,6 +219,9 @@ class Collector:
             )
         body["type"] = kind
         msg = self.normalize(body, source=source, received_at=self._clock.now())
+        if self.suppress is not None and self.suppress(msg):
+            self.suppressed += 1
+            return {"success": True, "accepted": 0, "duplicates": 0}
         new = self._log.publish([(msg["messageId"], orjson.dumps(msg))])
         return {"success": True, "accepted": new, "duplicates": 1 - new}
 
@@ -258,6 +267,9 @@ class Collector:
                         "index": i,
                     }
                 )
+                continue
+            if self.suppress is not None and self.suppress(msg):
+                self.suppressed += 1
                 continue
             good.append((msg["messageId"], orjson.dumps(msg)))
         if bad:

@@ -235,17 +235,32 @@ def _validate(raw: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def attribute_value(attributes: Mapping[str, Any], name: str) -> Any:
+    """An attribute by name; a dotted name (``traits.company``) walks nested objects.
+
+    GrowthBook's hash attributes are top-level names; personify's visitors carry traits under
+    ``traits``, so a dotted path is followed when no top-level key has that exact name.
+    """
+    value = attributes.get(name)
+    if value is None and "." in name:
+        node: Any = attributes
+        for step in name.split("."):
+            node = node.get(step) if isinstance(node, Mapping) else None
+        value = node
+    return value
+
+
 def _hash_value(
     spec_attribute: str, fallback: str | None, attributes: Mapping[str, Any]
 ) -> tuple[str, str]:
     """The attribute used for hashing and its string value ('' when absent or falsy, as in JS)."""
-    value = attributes.get(spec_attribute)
+    value = attribute_value(attributes, spec_attribute)
     if value.__class__ is str and value:
         return spec_attribute, value
     if truthy(value):
         return spec_attribute, to_string(value)
     if fallback:
-        value = attributes.get(fallback)
+        value = attribute_value(attributes, fallback)
         if truthy(value):
             return fallback, to_string(value)
     return spec_attribute, ""
@@ -351,7 +366,7 @@ def _visitor_ids(
     names.extend(ctx.sticky_attributes)
     ids: list[tuple[str, str]] = []
     for name in dict.fromkeys(names):
-        value = ctx.attributes.get(name)
+        value = attribute_value(ctx.attributes, name)
         if truthy(value):
             ids.append((name, to_string(value)))
     ids.extend(i for i in ctx.sticky_ids if i not in ids)

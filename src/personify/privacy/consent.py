@@ -22,7 +22,7 @@ profile now?". Decisions, model scoring and training, email actions and the prof
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any
 
 from personify.errors import InvalidInput, Problem
 from personify.privacy.db import Db
+from personify.storage.ports import ProfileStore
 
 PURPOSES = ("analytics", "personalization", "marketing_email", "marketing_push", "profiling")
 CONSENT_EVENT = "Consent Updated"
@@ -89,6 +90,16 @@ def parse_purposes(raw: object, field: str) -> dict[str, bool]:
     if problems:
         raise InvalidInput("invalid consent", problems=problems, hint="send true or false")
     return {str(k): bool(v) for k, v in raw.items()}
+
+
+def check_purpose(purpose: str) -> str:
+    if purpose not in PURPOSES:
+        raise InvalidInput(
+            f"unknown purpose {purpose!r}",
+            hint=f"use one of {', '.join(PURPOSES)}",
+            problems=[Problem("purpose", "unknown purpose")],
+        )
+    return purpose
 
 
 def changes_in_message(message: Mapping[str, Any]) -> list[ConsentChange]:
@@ -178,6 +189,19 @@ class ConsentStore:
             out[item["purpose"]] = item
         return out
 
+    def latest_of_purpose(self, purpose: str) -> dict[str, tuple[tuple[str, int], bool]]:
+        """``{profile_id: ((at, row id), granted)}``: each profile's latest change of one
+        purpose (comparable, so the latest over merged profiles is the ``max``)."""
+        out: dict[str, tuple[tuple[str, int], bool]] = {}
+        rows = self._db.query(
+            "SELECT profile_id, at, id, granted FROM consent_history WHERE purpose = ? "
+            "ORDER BY at, id",
+            (purpose,),
+        )
+        for pid, at, row_id, granted in rows:
+            out[pid] = ((at, row_id), bool(granted))
+        return out
+
     def delete_profiles(self, profile_ids: Sequence[str]) -> int:
         with self._db.tx() as con:
             return sum(
@@ -197,12 +221,12 @@ class ConsentPolicy:
         store: ConsentStore,
         defaults: Mapping[str, Mapping[str, bool]],
         regions: Mapping[str, Sequence[str]],
-        docs: Callable[[str], Mapping[str, Any] | None],
+        profiles: ProfileStore,
     ) -> None:
         self.store = store
         self._defaults = defaults
         self._region_of = {c.upper(): r for r, codes in regions.items() for c in codes}
-        self._docs = docs
+        self._profiles = profiles
 
     def region(self, profile: Mapping[str, Any]) -> str:
         traits = profile.get("traits") or {}
@@ -218,8 +242,30 @@ class ConsentPolicy:
         table = self._defaults.get(region) or self._defaults.get("default") or {}
         return bool(table.get(purpose, False))
 
+    def _live_docs(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """``{asked id: live document}``, following merges to the survivor."""
+        out: dict[str, Mapping[str, Any]] = {}
+        pending = {pid: pid for pid in ids}  # current id -> asked id
+        for _ in range(64):
+            if not pending:
+                break
+            docs = self._profiles.get_many(list(pending))
+            nxt: dict[str, str] = {}
+            for cur, asked in pending.items():
+                doc = docs.get(cur)
+                if doc is None:
+                    continue
+                if doc.get("merged_into"):
+                    nxt[str(doc["merged_into"])] = asked
+                else:
+                    out[asked] = doc
+            pending = nxt
+        return out
+
     def _profile(self, profile: Mapping[str, Any] | str) -> Mapping[str, Any] | None:
-        return self._docs(profile) if isinstance(profile, str) else profile
+        if isinstance(profile, str):
+            return self._live_docs([profile]).get(profile)
+        return profile
 
     def current(self, profile: Mapping[str, Any]) -> dict[str, bool]:
         """``{purpose: allowed}`` for every purpose (the profile view's ``consent``)."""
@@ -232,10 +278,7 @@ class ConsentPolicy:
 
     def may(self, purpose: str, profile: Mapping[str, Any] | str) -> Decision:
         """Whether ``purpose`` may use this profile (a view or document, or a profile id)."""
-        if purpose not in PURPOSES:
-            raise InvalidInput(
-                f"unknown purpose {purpose!r}", hint=f"use one of {', '.join(PURPOSES)}"
-            )
+        check_purpose(purpose)
         doc = self._profile(profile)
         if doc is None:
             return Decision(False, f"{purpose}: no such profile, so no consent")
@@ -251,9 +294,24 @@ class ConsentPolicy:
         mode = "opt-out, allowed until refused" if allowed else "opt-in, not yet given"
         return Decision(allowed, f"{purpose}: no choice recorded; region {region} is {mode}")
 
-    def predicate(self, purpose: str) -> Callable[[str], bool]:
-        """``profile_id -> allowed`` for batch callers (model scoring and training sets)."""
-        return lambda pid: self.may(purpose, pid).allowed
+    def allowed(self, purpose: str, profile_ids: Iterable[str]) -> set[str]:
+        """The ids among ``profile_ids`` that ``purpose`` may use: :meth:`may` for many
+        profiles at once (model scoring and training sets), reading the history once."""
+        check_purpose(purpose)
+        ids = list(dict.fromkeys(profile_ids))
+        latest = self.store.latest_of_purpose(purpose)
+        out: set[str] = set()
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i : i + 1000]
+            docs = self._live_docs(chunk)
+            for pid in chunk:
+                doc = docs.get(pid)
+                if doc is None:
+                    continue
+                found = [latest[x] for x in _ids(doc) if x in latest]
+                if max(found)[1] if found else self._default(self.region(doc), purpose):
+                    out.add(pid)
+        return out
 
 
 def _ids(profile: Mapping[str, Any]) -> list[str]:

@@ -122,7 +122,7 @@ class ApiKeyStore:
             con.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 (now, key_id),
-            ).rowcount
+            )
         rows = self._db.query(
             "SELECT key_id, role, name, created_at, revoked_at FROM api_keys WHERE key_id = ?",
             (key_id,),

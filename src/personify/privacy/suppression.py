@@ -41,7 +41,8 @@ def message_identities(msg: Mapping[str, Any], phone_region: str) -> list[tuple[
         if value:
             out += [(kind, value) for kind in kinds]
     context = msg.get("context")
-    for traits in (msg.get("traits"), context.get("traits") if isinstance(context, Mapping) else None):
+    in_context = context.get("traits") if isinstance(context, Mapping) else None
+    for traits in (msg.get("traits"), in_context):
         if not isinstance(traits, Mapping):
             continue
         email = normalize_email(traits["email"]) if "email" in traits else None

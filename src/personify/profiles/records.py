@@ -44,10 +44,18 @@ ORDER_REFUNDED = "Order Refunded"
 
 
 def iso(ts: datetime) -> str:
-    """Uniform ISO text for a timestamp: UTC, microseconds, ``Z``."""
+    """Uniform ISO text for a timestamp: UTC, microseconds, ``Z``.
+
+    >>> iso(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)), iso(datetime(2026, 1, 2, 3, 4, 5, 6, UTC))
+    ('2026-01-02T03:04:05.000000Z', '2026-01-02T03:04:05.000006Z')
+    """
     if ts.tzinfo is not UTC:
         ts = ts.astimezone(UTC)
-    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # Called twice per collected message: slicing the default form is about twice as fast
+    # as replace() + isoformat(timespec=...). In UTC it ends in "+00:00" and omits the
+    # fraction when the microseconds are zero.
+    text = ts.isoformat()
+    return (text[:26] if len(text) == 32 else text[:19] + ".000000") + "Z"
 
 
 def parse_iso(text: str) -> datetime:

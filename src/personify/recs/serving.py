@@ -19,10 +19,11 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 MODEL_NAME = "recs"
 MODEL_KIND = "recommender"
 CANDIDATES_PER_SLOT = 5
-TIMELINE_LIMIT = 100
+RECENT_CACHE_SIZE = 50_000
+TIMELINE_LIMIT = 30  # the newest events are what a session adds; older ones are trained
 
 
 @dataclass
@@ -86,6 +88,9 @@ class RecsService:
         self.refresh_s = refresh_s
         self._loaded: tuple[RecsBundle, ModelVersion] | None = None
         self._facts: ItemFacts | None = None
+        self._recent_cache: _Lru[tuple[str, str, int, int, str], list[tuple[str, str, str]]] = _Lru(
+            RECENT_CACHE_SIZE
+        )
         self._checked = 0.0
         self._lock = threading.Lock()
 
@@ -138,12 +143,11 @@ class RecsService:
         row = -1
         recent: list[tuple[str, str, str]] = []
         if profile_id is not None:
-            profile = engine.profile(profile_id)
+            profile = _live_profile(engine, profile_id)
             profile_id = str(profile["profile_id"])
             row = _model_row(data, profile)
             segment = _segment(bundle, data, row, profile)
-            rows = engine.timeline(profile_id, limit=TIMELINE_LIMIT)
-            recent = recent_events(rows, bundle.trained_until)
+            recent = self._recent(engine, profile, bundle.trained_until)
         query = fold_in(data, row, recent, bundle.weights, segment)
         strategy = "popular"
         if query.history.nnz:
@@ -156,6 +160,31 @@ class RecsService:
         facts = self.facts()
         picked = facts.apply(bundle.rules, found, k, placement, purchased=bought, viewed=viewed)
         return Recommendation(facts.describe(picked), strategy, meta.version, profile_id)
+
+    def _recent(
+        self, engine: Personify, profile: Mapping[str, Any], since: str
+    ) -> list[tuple[str, str, str]]:
+        """The profile's product events after ``since``, read from its timeline.
+
+        The timeline query is the costly part of a request, so it is skipped when the
+        profile has seen nothing since the training window, and its result is cached
+        under the profile's event count and last event time: a new processed event
+        changes the key (events are stored before the profile is updated, so a key
+        never describes fewer events than the timeline holds).
+        """
+        computed = profile.get("computed", {})
+        last = computed.get("last_seen")
+        if last is None or _utc(str(last)) <= _utc(since):
+            return []
+        pid = str(profile["profile_id"])
+        seen = sum(int(n) for n in computed.get("event_counts", {}).values())
+        key = (pid, str(last), seen, len(profile.get("merged_from", [])), since)
+        found = self._recent_cache.get(key)
+        if found is None:
+            rows = engine.timeline(pid, limit=TIMELINE_LIMIT)
+            found = recent_events(rows, since)
+            self._recent_cache.put(key, found)
+        return found
 
     # -- items ----------------------------------------------------------------------------
     def similar(self, item: str, k: int = 10, placement: str | None = None) -> Recommendation:
@@ -282,6 +311,48 @@ def fold_in(
 
 def _row(values: Array) -> sp.csr_matrix:
     return sp.csr_matrix(values.reshape(1, -1), dtype=np.float32)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(Generic[K, V]):
+    """A small thread-safe least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def _live_profile(engine: Personify, profile_id: str) -> dict[str, Any]:
+    """The stored profile document, merges followed (no computed view: this is hot)."""
+    pid = profile_id
+    for _ in range(64):
+        doc = engine.stores.profiles.get_many([pid]).get(pid)
+        if doc is None:
+            raise NotFound(
+                f"no profile {profile_id!r}", hint="look the visitor up by an identity instead"
+            )
+        if not doc.get("merged_into"):
+            return doc
+        pid = str(doc["merged_into"])
+    raise NotFound(f"profile {profile_id!r} has a merge chain too long to follow")
 
 
 def _model_row(data: Interactions, profile: Mapping[str, Any]) -> int:

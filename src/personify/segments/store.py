@@ -13,7 +13,9 @@ number consumers read from), ``clause_state`` (per profile and behavioural claus
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -121,6 +123,11 @@ class SegmentStore:
             threading.RLock() if path is None else nullcontext()
         )
         metadata.create_all(self._engine)
+        # Hot single-profile reads (every profile view and decision) use a plain sqlite3
+        # connection per thread: SQLAlchemy's per-statement overhead is most of their cost.
+        self._path = path
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
 
     # -- writes ---------------------------------------------------------------------------
     @_serialized
@@ -254,6 +261,27 @@ class SegmentStore:
                         out[(pid, cid)] = orjson.loads(state)
         return out
 
+    def _reader(self) -> sqlite3.Connection | None:
+        if self._path is None:
+            return None
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
+            self._local.con = con
+            with self._mutex:
+                self._readers.append(con)
+        return con
+
+    def memberships_of(self, profile_id: str) -> dict[str, str]:
+        """One profile's current segments ``{segment: entered_at}`` (the hot path)."""
+        con = self._reader()
+        if con is None:
+            return self.memberships([profile_id])[profile_id]
+        rows = con.execute(
+            "SELECT segment, entered_at FROM members WHERE profile_id = ?", (profile_id,)
+        ).fetchall()
+        return dict(rows)
+
     @_serialized
     def memberships(self, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Current segments per profile: ``{pid: {segment: entered_at}}``."""
@@ -359,6 +387,10 @@ class SegmentStore:
             ]
 
     def close(self) -> None:
+        for con in self._readers:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed from its own thread
+                con.close()
+        self._readers.clear()
         self._engine.dispose()
 
 

@@ -206,3 +206,14 @@ def test_sticky_store_keeps_the_first_assignment() -> None:
     store.remember([("id", "1")], "e__0", 0)
     assert store.lookup([("id", "1")], "e__0") == 1
     assert store.lookup([("id", "2")], "e__0") is None
+
+
+def test_a_dotted_hash_attribute_reads_a_nested_trait() -> None:
+    spec = ExperimentSpec.from_growthbook(
+        {"key": "b2b", "variations": [0, 1], "hashAttribute": "traits.company"}
+    )
+    one = run(spec, AssignmentContext(attributes={"id": "u1", "traits": {"company": "acme"}}))
+    two = run(spec, AssignmentContext(attributes={"id": "u2", "traits": {"company": "acme"}}))
+    assert one.in_experiment and (one.hash_attribute, one.hash_value) == ("traits.company", "acme")
+    assert one.variation_id == two.variation_id
+    assert not run(spec, AssignmentContext(attributes={"id": "u3", "traits": {}})).in_experiment

@@ -166,9 +166,12 @@ class DuckDbEventStore:
                 ).fetchall()
                 cur.execute(f"DELETE FROM events WHERE profile_id IN ({marks})", list(profile_ids))
                 cur.execute("COMMIT")
-                cur.execute("CHECKPOINT")  # write the deletion into the file now
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
             finally:
                 cur.close()
+            self._con.execute("CHECKPOINT")  # write the deletion into the file now
         return [str(r[0]) for r in ids]
 
     def count(self) -> int:

@@ -8,6 +8,8 @@ PostgreSQL backend can reuse it with another engine.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,24 @@ class SqlScoreStore:
         self._engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         metadata.create_all(engine)
+        # One profile's scores are read on every profile view and decision: a plain sqlite3
+        # connection per thread avoids SQLAlchemy's per-statement overhead there.
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._file = database if database and database != ":memory:" else None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    def _reader(self) -> sqlite3.Connection | None:
+        if self._file is None:
+            return None
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self._file, timeout=30, check_same_thread=False)
+            self._local.con = con
+            with self._readers_lock:
+                self._readers.append(con)
+        return con
 
     @classmethod
     def open(cls, path: Path) -> SqlScoreStore:
@@ -68,6 +88,18 @@ class SqlScoreStore:
     def get_many(self, profile_ids: Iterable[str]) -> dict[str, dict[str, dict[str, Any]]]:
         ids = list(dict.fromkeys(profile_ids))
         out: dict[str, dict[str, dict[str, Any]]] = {}
+        reader = self._reader() if len(ids) == 1 else None
+        if reader is not None:
+            for pid, model, value, version, at in reader.execute(
+                "SELECT profile_id, model, value, version, at FROM scores WHERE profile_id = ?",
+                (ids[0],),
+            ).fetchall():
+                out.setdefault(pid, {})[model] = {
+                    "value": float(value),
+                    "version": int(version),
+                    "at": at,
+                }
+            return out
         mark = "%s" if self._engine.dialect.name == "postgresql" else "?"
         with self._engine.connect() as con:
             for i in range(0, len(ids), _CHUNK):
@@ -106,4 +138,8 @@ class SqlScoreStore:
             return int(con.execute(query).scalar() or 0)
 
     def close(self) -> None:
+        with self._readers_lock:
+            for con in self._readers:
+                con.close()
+            self._readers.clear()
         self._engine.dispose()

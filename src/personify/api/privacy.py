@@ -1,0 +1,249 @@
+"""Consent, data-subject rights (export, erasure, Segment-style regulations), the audit log,
+and the per-key rate limit of the public endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, FastAPI, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from personify.api.deps import Admin, Analyst, Engine
+from personify.api.keys import actor, privacy_of
+from personify.errors import InvalidInput, Problem, RateLimited
+from personify.privacy.consent import ConsentChange, parse_purposes
+from personify.privacy.subject import SUBJECT_FIELDS, parse_subject, resolve, run_job
+
+router = APIRouter(tags=["privacy"])
+
+_SUBJECT_EXAMPLE = {"userId": "u123"}
+MAX_SUBJECTS = 1000
+# Segment's regulation types; both delete types also suppress unless "DELETE_ONLY".
+REGULATIONS = {"SUPPRESS_WITH_DELETE", "DELETE_ONLY", "SUPPRESS_ONLY", "DELETE_INTERNAL"}
+SUBJECT_TYPES = {"USER_ID": "userId", "ANONYMOUS_ID": "anonymousId", "EMAIL": "email"}
+
+
+# -- consent ----------------------------------------------------------------------------
+@router.post("/v1/consent", dependencies=[Admin])
+def set_consent(
+    request: Request,
+    p: Engine,
+    body: Annotated[
+        dict[str, Any],
+        Body(examples=[{"userId": "u1", "purposes": {"marketing_email": True}, "version": "v3"}]),
+    ],
+) -> dict[str, Any]:
+    """Record consent changes for one person (by one identity); answers the current state."""
+    kind, value = parse_subject({k: v for k, v in body.items() if k in SUBJECT_FIELDS})
+    purposes = parse_purposes(body.get("purposes"), "purposes")
+    version = body.get("version")
+    if version is not None and not isinstance(version, str):
+        raise InvalidInput(
+            "version must be a string", problems=[Problem("version", "the wording version")]
+        )
+    privacy = privacy_of(p)
+    pid = p.lookup(kind, value)
+    at = p.clock.now().isoformat()
+    privacy.consent_store.record(
+        (pid, ConsentChange(purpose, granted, "api", at, version))
+        for purpose, granted in purposes.items()
+    )
+    privacy.audit.record(actor(request), "consent.set", pid, {"purposes": purposes})
+    return {"profile_id": pid, "consent": privacy.consent.current(p.profile(pid))}
+
+
+@router.get("/v1/consent", dependencies=[Analyst])
+def get_consent(
+    p: Engine,
+    userId: Annotated[str | None, Query()] = None,  # noqa: N803 (Segment's field names)
+    anonymousId: Annotated[str | None, Query()] = None,  # noqa: N803
+    email: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """The current consent of a person and its full history."""
+    kind, value = parse_subject({"userId": userId, "anonymousId": anonymousId, "email": email})
+    privacy = privacy_of(p)
+    view = p.profile(p.lookup(kind, value))
+    ids = [view["profile_id"], *view.get("merged_from", [])]
+    return {
+        "profile_id": view["profile_id"],
+        "region": privacy.consent.region(view),
+        "consent": privacy.consent.current(view),
+        "history": privacy.consent_store.history(ids),
+    }
+
+
+# -- data-subject rights -----------------------------------------------------------------
+def _subject_body() -> Any:
+    return Body(examples=[_SUBJECT_EXAMPLE])
+
+
+@router.post("/v1/privacy/export", dependencies=[Admin])
+async def export_subject(
+    request: Request, p: Engine, body: Annotated[dict[str, Any], _subject_body()]
+) -> dict[str, Any]:
+    """Everything held about a person (profile, identities, events, consent history,
+    segment memberships, scores, decisions), as a job that completes at once."""
+    subject = parse_subject(body)
+    return await run_in_threadpool(run_job, p, "export", subject, actor(request))
+
+
+@router.post("/v1/privacy/erase", dependencies=[Admin])
+async def erase_subject(
+    request: Request, p: Engine, body: Annotated[dict[str, Any], _subject_body()]
+) -> dict[str, Any]:
+    """Erase a person from every store and suppress their identities; a completed job."""
+    subject = parse_subject(body)
+    return await run_in_threadpool(run_job, p, "erase", subject, actor(request))
+
+
+@router.get("/v1/privacy/jobs/{job_id}", dependencies=[Admin])
+def get_job(p: Engine, job_id: str) -> dict[str, Any]:
+    """A privacy job's status and summary (and an export's result while this process runs)."""
+    return privacy_of(p).jobs.get(job_id)
+
+
+@router.post("/v1/regulations", dependencies=[Admin])
+async def regulations(
+    request: Request,
+    p: Engine,
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            examples=[
+                {
+                    "regulationType": "SUPPRESS_WITH_DELETE",
+                    "subjectType": "USER_ID",
+                    "subjectIds": ["u1", "u2"],
+                }
+            ]
+        ),
+    ],
+) -> dict[str, Any]:
+    """Segment-style batch form: many subjects of one type, one job per subject."""
+    kind, field, ids = _parse_regulation(body)
+    who = actor(request)
+    jobs = []
+    for subject_id in ids:
+        subject = parse_subject({field: subject_id})
+        if kind == "SUPPRESS_ONLY":
+            privacy = privacy_of(p)
+            privacy.suppression.add(resolve(p, *subject).identities)
+            privacy.audit.record(who, "privacy.suppress", privacy.pseudonym(*subject))
+            jobs.append({"subject": subject_id, "status": "completed", "job_id": None})
+            continue
+        job = await run_in_threadpool(
+            run_job, p, "erase", subject, who, suppress=kind != "DELETE_ONLY"
+        )
+        jobs.append({"job_id": job["job_id"], "status": job["status"]})
+    return {"regulationType": kind, "jobs": jobs}
+
+
+def _parse_regulation(body: dict[str, Any]) -> tuple[str, str, list[str]]:
+    kind = str(body.get("regulationType", "")).upper()
+    subject_type = str(body.get("subjectType", "")).upper()
+    ids = body.get("subjectIds")
+    problems = []
+    if kind not in REGULATIONS:
+        problems.append(Problem("regulationType", f"one of {', '.join(sorted(REGULATIONS))}"))
+    if subject_type not in SUBJECT_TYPES:
+        problems.append(Problem("subjectType", f"one of {', '.join(SUBJECT_TYPES)}"))
+    if (
+        not isinstance(ids, list)
+        or not 1 <= len(ids) <= MAX_SUBJECTS
+        or not all(isinstance(i, str) and i.strip() for i in ids)
+    ):
+        problems.append(Problem("subjectIds", f"1 to {MAX_SUBJECTS} non-empty strings"))
+    if problems:
+        raise InvalidInput(
+            "invalid regulation request",
+            hint='for example {"regulationType": "SUPPRESS_WITH_DELETE", '
+            '"subjectType": "USER_ID", "subjectIds": ["u1"]}',
+            problems=problems,
+        )
+    assert isinstance(ids, list)
+    return (
+        ("DELETE_ONLY" if kind == "DELETE_INTERNAL" else kind),
+        SUBJECT_TYPES[subject_type],
+        [str(i) for i in ids],
+    )
+
+
+# -- audit ------------------------------------------------------------------------------
+@router.get("/v1/audit", dependencies=[Admin])
+def audit(
+    p: Engine,
+    action: Annotated[str | None, Query()] = None,
+    actor_id: Annotated[str | None, Query(alias="actor")] = None,
+    target: Annotated[str | None, Query()] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Audit records oldest first; page with ``after`` (the last id seen)."""
+    records = privacy_of(p).audit.query(
+        action=action, actor=actor_id, target=target, after=after, limit=limit
+    )
+    return {"records": records, "next_after": records[-1]["id"] if records else after}
+
+
+# -- rate limit -------------------------------------------------------------------------
+PUBLIC_PREFIXES = (
+    "/v1/track",
+    "/v1/identify",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/batch",
+    "/v1/decide",
+    "/v1/recommendations",
+)
+
+
+class RateLimit:
+    """ASGI middleware: a token bucket per key (the Authorization header, else the client
+    address) on the public endpoints; over the limit answers 429 with ``Retry-After``."""
+
+    def __init__(self, app: ASGIApp, owner: FastAPI) -> None:
+        self.app = app
+        self.owner = owner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        privacy = getattr(self.owner.state.personify, "privacy", None)
+        if privacy is None or not path.startswith(PUBLIC_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        key = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), None)
+        if key is None:
+            client = scope.get("client")
+            key = f"addr:{client[0] if client else '-'}".encode()
+        wait = privacy.limiter.take(key.decode("latin-1"))
+        if wait <= 0:
+            await self.app(scope, receive, send)
+            return
+        err = RateLimited(
+            f"too many requests for this key ({privacy.limiter.rate:g} per second)",
+            hint=f"retry after {wait:.2f} s (Segment SDKs back off on 429)",
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": err.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", str(max(1, round(wait))).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": orjson.dumps(err.as_dict())})
+
+
+def install(app: FastAPI) -> None:
+    """Add the privacy and key routers and the rate limit to an app."""
+    from personify.api import keys
+
+    app.include_router(router)
+    app.include_router(keys.router)
+    app.add_middleware(RateLimit, owner=app)

@@ -1,0 +1,97 @@
+"""The privacy services of one engine, built from the settings by the platform.
+
+``Privacy`` bundles the API keys, the consent history and policy, the suppression list, the
+audit log and the privacy jobs. The engine holds it as ``Personify.privacy``; the collector
+asks its suppression list about every message, the processor feeds its consent observer,
+and every consent question goes through :meth:`Privacy.may`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from personify.config import Settings
+from personify.privacy.audit import AuditLog
+from personify.privacy.consent import (
+    ConsentChange,
+    ConsentPolicy,
+    ConsentStore,
+    Decision,
+    changes_in_message,
+)
+from personify.privacy.jobs import JobStore
+from personify.privacy.keys import ApiKeyStore
+from personify.privacy.ratelimit import RateLimiter
+from personify.privacy.secret import load_secret, pseudonym
+from personify.privacy.suppression import SuppressionList
+from personify.storage.ports import ProfileStore
+
+FILES = ("keys.sqlite", "consent.sqlite", "suppression.sqlite", "audit.sqlite", "jobs.sqlite")
+
+
+class Privacy:
+    def __init__(self, settings: Settings, profiles: ProfileStore) -> None:
+        durable = settings.state_backend == "sqlite"
+        data = settings.data_dir if durable else None
+
+        def at(name: str) -> Path | None:
+            return data / name if data is not None else None
+
+        conf = settings.privacy
+        self.settings = settings
+        self.secret = load_secret(conf.secret, data)
+        self.keys = ApiKeyStore(at("keys.sqlite"))
+        self.consent_store = ConsentStore(at("consent.sqlite"))
+        self.consent = ConsentPolicy(
+            self.consent_store, conf.consent_defaults, conf.regions, profiles
+        )
+        self.suppression = SuppressionList(
+            at("suppression.sqlite"), self.secret, settings.identity.default_phone_region
+        )
+        self.audit = AuditLog(at("audit.sqlite"))
+        self.jobs = JobStore(at("jobs.sqlite"))
+        self.limiter = RateLimiter(conf.rate_per_second, conf.rate_burst)
+        self.observer = ConsentObserver(self.consent_store)
+
+    def may(self, purpose: str, profile: Mapping[str, Any] | str) -> Decision:
+        """May ``purpose`` use this profile now? (The one consent question; see consent.py.)"""
+        return self.consent.may(purpose, profile)
+
+    def consent_check(self, purpose: str) -> Callable[[Iterable[str]], set[str]]:
+        """``ids -> allowed ids`` for batch callers: the ``consent=`` argument of model
+        scoring (``personify.models``) and training-set builders."""
+        return lambda ids: self.consent.allowed(purpose, ids)
+
+    def pseudonym(self, kind: str, value: str) -> str:
+        return pseudonym(self.secret, kind, value)
+
+    def close(self) -> None:
+        for store in (self.keys, self.consent_store, self.suppression, self.audit, self.jobs):
+            store.close()
+
+
+class ConsentObserver:
+    """Records consent carried by processed events (identify ``consent`` traits and
+    ``Consent Updated`` events) against the profile they resolved to."""
+
+    name = "consent"
+
+    def __init__(self, store: ConsentStore) -> None:
+        self._store = store
+
+    def checkpoint(self) -> int:
+        return self._store.checkpoint(self.name)
+
+    def observe(
+        self, events: Sequence[Any], profiles: Mapping[str, dict[str, Any]], checkpoint: int
+    ) -> None:
+        del profiles  # consent is stored per profile id; documents are not needed
+        entries: list[tuple[str, ConsentChange]] = [
+            (e.profile_id, change)
+            for e in events
+            if e.profile_id != "unresolved"
+            for change in changes_in_message(e.message)
+        ]
+        self._store.record(entries, checkpoint=(self.name, checkpoint))
