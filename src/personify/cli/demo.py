@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
@@ -26,11 +28,11 @@ def demo(
 
     from personify.config import Settings
     from personify.decide import DEMO_WORKSPACE
+    from personify.demo.storefront import StorefrontSpec, estimate_events, generate
+    from personify.platform import build
     from personify.segments.service import Segments
     from personify.segments.templates import TEMPLATES, template
     from personify.workspace import apply
-    from personify.demo.storefront import StorefrontSpec, estimate_events, generate
-    from personify.platform import build
 
     settings = Settings()
     if not settings.write_keys:
@@ -64,7 +66,10 @@ def demo(
         apply(DEMO_WORKSPACE, p.stores.definitions, actor="demo")
         segments = Segments(p)
         # Parameters that suit a 90-day storefront (the decision rules use 40 days too).
-        params = {"lapsing_customer": {"inactive_for": "40d"}, "frequent_browser": {"views": 5}}
+        params: dict[str, dict[str, Any]] = {
+            "lapsing_customer": {"inactive_for": "40d"},
+            "frequent_browser": {"views": 5},
+        }
         for name in TEMPLATES:
             segments.save(template(name, **params.get(name, {})), actor="demo")
         sizes = {row["key"]: row["size"] for row in segments.overview()}

@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from tests.unit.helpers import T0, memory_engine
 
 from personify.facade import Personify
 from personify.profiles.records import iso
-from tests.unit.helpers import T0, memory_engine
 
 CART_ABANDONER = {
     "key": "cart_abandoner",
