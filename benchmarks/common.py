@@ -114,3 +114,47 @@ def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
+
+
+CACHE = Path(__file__).parent / ".cache"
+
+
+def demo_data(events: int = 1_000_000) -> tuple[Path, Any]:
+    """A data dir holding the demo storefront sized to at least ``events`` events.
+
+    Built once into ``benchmarks/.cache`` (not committed) and reused by the benchmarks that
+    need the demo's largest size; copy it before writing to it. Returns the directory and
+    the ``StorefrontSpec`` (its ``end`` is the "now" of the data).
+    """
+    import shutil
+
+    from personify.config import Settings
+    from personify.demo.storefront import StorefrontSpec, estimate_events, generate
+    from personify.platform import build
+
+    customers = 1000
+    while estimate_events(StorefrontSpec(customers=customers)) < events:
+        customers = int(customers * 1.1) + 1
+    spec = StorefrontSpec(customers=customers)
+    target = CACHE / f"demo-{customers}"
+    if (target / "ready").exists():
+        return target, spec
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    t0 = time.perf_counter()
+    with build(Settings(data_dir=target, write_keys="demo")) as p:
+        p.ingest(generate(spec), "demo")
+        p.drain(timeout=3600)
+        stored = p.stores.events.count()
+    (target / "ready").write_text(f"{stored}\n")
+    print(f"built the demo data once: {stored:,} events in {time.perf_counter() - t0:.0f} s")
+    return target, spec
+
+
+def copy_of(source: Path, into: Path) -> Path:
+    """A private copy of a data dir (the cached demo data stays untouched)."""
+    import shutil
+
+    target = into / "data"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock", "*.sock"))
+    return target

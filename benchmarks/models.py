@@ -33,7 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from common import median, print_table, write_results
+from common import copy_of, demo_data, median, print_table, write_results
 
 from personify.config import Settings
 from personify.models.clv import BetaGeoFitter, GammaGammaFitter, rfm_summary
@@ -114,22 +114,17 @@ def value_models(root: Path) -> dict[str, Any]:
 
 
 def scoring(events: int) -> dict[str, Any]:
-    from personify.demo.storefront import StorefrontSpec, estimate_events, generate
     from personify.models.service import ModelService
     from personify.models.serving import score_all
     from personify.models.sources import open_event_store
     from personify.platform import build
     from personify.storage.sqlite.scores import SqlScoreStore
 
-    customers = 100
-    while estimate_events(StorefrontSpec(customers=customers)) < events:
-        customers = int(customers * 1.2) + 1
-    spec = StorefrontSpec(customers=customers)
-    with tempfile.TemporaryDirectory() as data:
-        settings = Settings(data_dir=Path(data), write_keys="demo")
+    cached, spec = demo_data(events)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = copy_of(cached, Path(tmp))
+        settings = Settings(data_dir=data, write_keys="demo")
         with build(settings) as p:
-            p.ingest(generate(spec), "demo")
-            p.drain(timeout=3600)
             stored = p.stores.events.count()
         con = open_event_store(Path(data) / "events.duckdb")
         source = ModelService(settings).live_events(con)  # merged ids read as survivors

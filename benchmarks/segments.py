@@ -31,6 +31,8 @@ import httpx2 as httpx
 from common import (
     ADMIN_KEY,
     WRITE_KEY,
+    copy_of,
+    demo_data,
     free_port,
     median,
     percentile,
@@ -181,36 +183,25 @@ def one_run(run: int, segments: list[dict[str, Any]] | None) -> tuple[float, lis
 def rebuild_runs() -> tuple[list[float], int]:
     from personify.clock import FixedClock
     from personify.config import Settings
-    from personify.demo.storefront import StorefrontSpec, estimate_events, generate
     from personify.platform import build
     from personify.segments.service import Segments
 
-    customers = 1000
-    while estimate_events(StorefrontSpec(customers=customers)) < 1_000_000:
-        customers = int(customers * 1.5)
-    spec = StorefrontSpec(customers=customers)
+    source, spec = demo_data(1_000_000)
     times: list[float] = []
-    with tempfile.TemporaryDirectory() as data:
-        settings = Settings(data_dir=Path(data), write_keys="demo")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = copy_of(source, Path(tmp))
+        settings = Settings(data_dir=data, write_keys="demo")
         with build(settings, FixedClock(spec.end)) as p:
-            t0 = time.perf_counter()
-            p.ingest(generate(spec), "demo")
-            p.drain(timeout=3600)
             events = p.stores.events.count()
-            print(f"demo data: {events:,} events in {time.perf_counter() - t0:.0f} s")
-            service = Segments(p)
             for body in fifty_segments():
-                p.stores.definitions.put(
-                    "segment",
-                    body["key"],
-                    {k: v for k, v in body.items() if k != "key"},
-                    actor="bench",
-                )
+                stored = {k: v for k, v in body.items() if k != "key"}
+                p.stores.definitions.put("segment", body["key"], stored, actor="bench")
+            service = Segments(p)
             for _ in range(3):
                 t0 = time.perf_counter()
                 service.rebuild()
                 times.append(time.perf_counter() - t0)
-                print(f"rebuild: {times[-1]:.1f} s")
+                print(f"rebuild of {events:,} events: {times[-1]:.1f} s")
     return times, events
 
 
