@@ -19,12 +19,15 @@ Protocol (printed into the results file):
   VM's speed varies by tens of percent over hours, so compare runs through it.
 * cpu_us_per_event (diagnostic): CPU seconds used by the API process and by the processing
   worker per ingested event, from /proc, over each run (until the worker caught up).
+* With BENCH_PYSPY=DIR (diagnostic, needs py-spy from the dev extras), the last run records
+  a sampling profile of each process (GIL holder only, speedscope format) into DIR.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -208,6 +211,24 @@ def worker_pid(parent: int) -> int:
     return int(out.split()[0])
 
 
+def profilers(api: int, worker: int) -> list[subprocess.Popen[bytes]]:
+    """py-spy recorders on both server processes when BENCH_PYSPY names a directory."""
+    out = os.environ.get("BENCH_PYSPY")
+    if not out:
+        return []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    spies = []
+    for name, pid in (("api", api), ("worker", worker)):
+        path = Path(out) / f"ingest-{name}.speedscope.json"
+        argv = [str(spy), "record", "--gil", "--nonblocking", "--format", "speedscope"]
+        argv += ["--rate", "200", "--pid", str(pid), "--output", str(path)]
+        spies.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        print(f"profiling the {name} process into {path}")
+    time.sleep(1.0)  # let py-spy attach before the first request
+    return spies
+
+
 def wait_caught_up(url: str) -> None:
     while httpx.get(f"{url}/health").json()["lag"]:
         time.sleep(0.02)
@@ -251,6 +272,7 @@ def ingest_runs() -> dict[str, Any]:
                 poller = MarkerPoller(url)
                 poller.thread.start()
                 worker = worker_pid(srv.pid)
+                spies = profilers(srv.pid, worker) if run == RUNS - 1 else []
                 cpu0 = (cpu_seconds(srv.pid), cpu_seconds(worker))
                 rates.append(events / send_all(url, bodies, markers, poller.acked))
                 poller.done.set()
@@ -259,6 +281,9 @@ def ingest_runs() -> dict[str, Any]:
                 wait_caught_up(url)
                 api_cpu.append((cpu_seconds(srv.pid) - cpu0[0]) / events * 1e6)
                 worker_cpu.append((cpu_seconds(worker) - cpu0[1]) / events * 1e6)
+                for spy in spies:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(timeout=60)
                 if run == RUNS - 1:
                     lookups = lookup_latencies(url)
                 health = httpx.get(

@@ -90,10 +90,14 @@ class ProfileSettings(_Group):
     churned_after_days: int = Field(180, description="Days without an order before 'churned'.")
 
 
-_EU_EEA_UK = (
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "
-    "IS LI NO GB"
+# EU and EEA members and the UK: GDPR (or UK GDPR) applies, so purposes are opt-in.
+_EU_EEA_UK = (  # noqa: SIM905 (a list of 31 quoted codes would be harder to check)
+    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO GB"
 ).split()
+
+
+_DEFAULT_PII = ("email", "phone", "name", "first_name", "last_name", "firstName", "lastName")
+_DEFAULT_PII += ("address", "street", "birthday", "ip")
 
 
 class PrivacySettings(_Group):
@@ -137,11 +141,46 @@ class PrivacySettings(_Group):
         100.0, description="Requests per second each key may send to the public endpoints."
     )
     rate_burst: int = Field(200, description="Requests a key may send at once (bucket size).")
+    encrypt_pii: bool = Field(
+        False,
+        description="Seal PII and sensitive trait values and email/phone identities in the "
+        "profile store with AES-256-GCM, and keep email/phone lookup keys as HMACs. Set it "
+        "on a new data directory (existing plain rows are not converted).",
+    )
+    pii_key: str | None = Field(
+        None,
+        description="The AES-256 key as 64 hex characters. Unset: a keyring is created once "
+        "in <data_dir>/pii.keys (mode 0600); keep it apart from backups of the data.",
+    )
+    pii_traits: list[str] = Field(
+        default_factory=lambda: list(_DEFAULT_PII),
+        description="Traits classified as PII (sealed when encrypt_pii is on).",
+    )
+    sensitive_traits: list[str] = Field(
+        default_factory=list,
+        description="Traits classified as sensitive (health, beliefs...; sealed like PII).",
+    )
+    trait_allowlist: list[str] | None = Field(
+        None,
+        description="Data minimization: the only traits kept on ingestion (identify traits "
+        "and context.traits); others are dropped and counted. Unset: keep all. 'consent' "
+        "is always kept; list email/phone if identities should link by them.",
+    )
+    retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="Days events are kept, per track event name; '*' covers every other "
+        'message, e.g. {"Product Viewed": 90, "*": 730}. Empty: kept forever. '
+        "Applied by `personify privacy retention` or POST /v1/privacy/retention.",
+    )
+    quarantine_retention_days: int | None = Field(
+        None, ge=1, description="Days quarantined messages keep their payload (unset: forever)."
+    )
     vacuum_after_erase: bool = Field(
         True,
         description="Rewrite SQLite files after an erasure so deleted bytes leave the disk "
         "(slower on large stores).",
     )
+
 
 class Settings(BaseSettings):
     """Root of the settings tree (environment prefix ``PERSONIFY_``)."""

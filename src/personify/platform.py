@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from personify.clock import Clock, SystemClock
 from personify.config import Settings
+from personify.decide.attribution import RewardAttributor
+from personify.decide.log import DecisionLog
+from personify.definitions import DefinitionStore, MemoryDefinitionStore, open_sqlite
 from personify.events.collector import Collector
 from personify.facade import Personify, Stores
 from personify.identity.normalize import JunkFilter
 from personify.identity.resolver import Resolver
 from personify.privacy.service import Privacy
 from personify.profiles.processor import Processor
-from personify.storage import memory
-from personify.decide.attribution import RewardAttributor
-from personify.decide.log import DecisionLog
-from personify.definitions import DefinitionStore, MemoryDefinitionStore, open_sqlite
 from personify.segments.engine import SegmentEngine
 from personify.segments.store import SegmentStore
+from personify.storage import memory
 from personify.storage.ports import EventLog, EventStore, ProfileStore, QuarantineStore, ScoreStore
 
 
@@ -50,6 +50,10 @@ def build_stores(settings: Settings, *, event_store: EventStore | None = None) -
         definitions = MemoryDefinitionStore()
         segments = SegmentStore(None)
         scores = MemoryScoreStore()
+    if settings.privacy.encrypt_pii:
+        from personify.privacy.pii import protect
+
+        profiles = protect(profiles, settings)
     if event_store is not None:
         events: EventStore = event_store
     elif settings.event_store_backend == "duckdb":
@@ -99,7 +103,7 @@ def build(
     collector = Collector(
         stores.log, stores.quarantine, settings.collect, settings.write_key_sources(), junk, clock
     )
-    collector.suppress = privacy.suppression.matches
+    collector.suppress = privacy.gate
     segment_engine = SegmentEngine(
         stores.segments,
         stores.definitions,
@@ -131,7 +135,7 @@ def _build_api_side(settings: Settings, clock: Clock) -> Personify:
         base.log, base.quarantine, settings.collect, settings.write_key_sources(), junk, clock
     )
     privacy = Privacy(settings, base.profiles)  # before the worker: it creates privacy.key
-    collector.suppress = privacy.suppression.matches
+    collector.suppress = privacy.gate
     worker = WorkerProcess(settings, base.profiles, base.log)
     base.events = RemoteEventStore(settings.data_dir, worker.authkey)
     return Personify(settings, clock, base, collector, worker, privacy=privacy)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from personify.privacy.encrypted_store import EncryptedProfileStore
+from personify.privacy.pii import FieldCipher, Keyring
 from personify.storage import memory
 from personify.storage.duckdb import DuckDbEventStore
 from personify.storage.sqlite import SqliteEventLog, SqliteQuarantineStore, SqlProfileStore
@@ -22,6 +24,13 @@ LOGS: dict[str, Factory] = {
 PROFILES: dict[str, Factory] = {
     "memory": lambda _: memory.MemoryProfileStore(),
     "sqlite": lambda d: SqlProfileStore(sqlite_engine(f"sqlite:///{d / 'state.sqlite'}")),
+    # the privacy wrapper that seals PII (privacy.encrypt_pii) must behave the same
+    "sqlite-encrypted": lambda d: EncryptedProfileStore(
+        SqlProfileStore(sqlite_engine(f"sqlite:///{d / 'state.sqlite'}")),
+        FieldCipher(Keyring({"k": bytes(range(32))}, "k")),
+        b"contract-secret",
+        ["email", "name"],
+    ),
 }
 EVENTS: dict[str, Factory] = {
     "memory": lambda _: memory.MemoryEventStore(),

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from personify.errors import Forbidden, Unauthorized, Unavailable
+from personify.errors import Forbidden, PersonifyError, Unauthorized, Unavailable
 from personify.facade import Personify
 
 
@@ -114,7 +114,36 @@ def require_role(*roles: str, write: tuple[str, ...] | None = None) -> Any:
         return caller
 
     check.allowed_roles = allowed_roles  # type: ignore[attr-defined]
+    check.bearer_only = True  # type: ignore[attr-defined]
     return Depends(check)
+
+
+def denied(request: Request) -> PersonifyError | None:
+    """The authorization error of a request that failed before its dependencies ran.
+
+    FastAPI decodes a JSON body before it solves dependencies, so a malformed body would
+    answer 400 to a caller without a key; the error handler asks this first, so that such a
+    caller learns nothing but 401/403.
+    """
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    stack = list(getattr(dependant, "dependencies", ()))
+    while stack:
+        dep = stack.pop()
+        roles = getattr(dep.call, "allowed_roles", None)
+        if roles is not None and getattr(dep.call, "bearer_only", False):
+            try:
+                caller = bearer_caller(
+                    request.app.state.personify, request.headers.get("authorization")
+                )
+            except PersonifyError as exc:
+                return exc
+            if caller.role not in roles(request.method):
+                return Forbidden(
+                    f"role {caller.role!r} may not {request.method} {request.url.path}"
+                )
+            return None
+        stack.extend(dep.dependencies)
+    return None
 
 
 AUDITED_READS = ("/v1/profiles", "/v1/consent", "/v1/privacy", "/v1/keys", "/v1/audit")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from personify.api.deps import denied
 from personify.errors import InvalidInput, PersonifyError, Problem
 
 ADMIN_PREFIXES = ("/v1/profiles", "/v1/quarantine")
@@ -20,8 +23,18 @@ def install(app: FastAPI) -> None:
             headers = {"WWW-Authenticate": scheme}
         return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        refused = denied(request) if exc.status_code == 400 else None  # an unparsable body
+        if refused is not None:
+            return await _personify_error(request, refused)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
-    async def _request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        refused = denied(request)  # no key, no validation details
+        if refused is not None:
+            return await _personify_error(request, refused)
         problems = [
             Problem(".".join(str(p) for p in e["loc"]), str(e["msg"])) for e in exc.errors()
         ]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from personify.api.deps import AnalystReads, Engine
-from personify.errors import InvalidInput, Problem
+from personify.errors import Forbidden, InvalidInput, Problem
 from personify.facade import Personify
 from personify.models.registry import ModelRegistry
 from personify.models.serving import ServedModel, score_events
@@ -106,6 +106,12 @@ async def score_profile(
     def work() -> dict[str, Any]:
         model, version = _served(p, name)
         view = p.profile(profile_id)  # NotFound for unknown ids; follows merges
+        consent = p.privacy.may("profiling", view) if p.privacy is not None else None
+        if consent is not None and not consent.allowed:  # automated profiling needs consent
+            raise Forbidden(
+                f"this profile may not be scored: {consent.reason}",
+                hint="scores need the person's 'profiling' consent (POST /v1/consent)",
+            )
         ids = [view["profile_id"], *view.get("merged_from", [])]
         now = p.clock.now()
         rows = p.stores.events.timeline(ids, _MAX_EVENTS, None)

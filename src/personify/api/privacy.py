@@ -170,6 +170,15 @@ def _parse_regulation(body: dict[str, Any]) -> tuple[str, str, list[str]]:
     )
 
 
+@router.post("/v1/privacy/retention", dependencies=[Admin])
+async def retention(request: Request, p: Engine) -> dict[str, Any]:
+    """Purge what is older than the retention settings now; answers what was removed."""
+    from personify.privacy.retention import purge
+
+    report = await run_in_threadpool(purge, p, None, actor(request))
+    return {"removed": report}
+
+
 # -- audit ------------------------------------------------------------------------------
 @router.get("/v1/audit", dependencies=[Admin])
 def audit(

@@ -8,7 +8,9 @@ from personify.cli import apply as apply_cli
 from personify.cli import decide as decide_cli
 from personify.cli import demo, importing, profiles, quarantine, segments, serve
 from personify.cli import experiments as experiments_cli
+from personify.cli import keys as keys_cli
 from personify.cli import models as models_cli
+from personify.cli import privacy as privacy_cli
 from personify.cli import recs as recs_cli
 
 app = typer.Typer(
@@ -28,6 +30,8 @@ app.add_typer(experiments_cli.app, name="experiments")
 app.add_typer(models_cli.train_app, name="train")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(recs_cli.app, name="recs")
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(privacy_cli.app, name="privacy")
 
 
 def run() -> None:

@@ -49,6 +49,14 @@ def _service() -> Any:
     return ModelService(Settings())
 
 
+def _profiling_consent() -> Any:
+    """Only profiles whose ``profiling`` consent allows it are scored (issue 6)."""
+    from personify.config import Settings
+    from personify.privacy.standalone import consent_check
+
+    return consent_check(Settings(), "profiling")
+
+
 def _print_result(meta: Any, metrics: dict[str, Any], as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps({"model": meta.as_dict()}, default=str))
@@ -448,7 +456,7 @@ def score(
     with _bars(as_json) as bars:
         step = _Bars(bars)
         step(f"scoring with {name}", 0, 1)
-        result = _service().score(name, as_of=as_of)
+        result = _service().score(name, as_of=as_of, consent=_profiling_consent())
         step(f"scoring with {name}", 1, 1)
     if as_json:
         console.print_json(json.dumps(result, default=str))

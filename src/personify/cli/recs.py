@@ -44,7 +44,7 @@ def train(
     promote: bool = typer.Option(True, help="Serve the new version right away."),
     as_json: bool = typer.Option(False, "--json", help="Print the registered version as JSON."),
 ) -> None:
-    """Tune and fit the hybrid recommender, then register it as model ``recs``.
+    """Tune and fit the hybrid recommender, then register it as model 'recs'.
 
     Without --online-retail it learns from the event store (Product Viewed, Product Added,
     Order Completed) in PERSONIFY_DATA_DIR; stop `personify serve` first, which holds it.
@@ -100,7 +100,12 @@ def _event_store_input(settings: Any) -> Any:
 @app.command("evaluate")
 @friendly_errors
 def evaluate(
-    online_retail: Path | None = typer.Option(None, "--online-retail", help=RETAIL_HINT),
+    online_retail: Path | None = typer.Option(
+        None,
+        "--online-retail",
+        help="The UCI Online Retail file (default: "
+        "$PERSONIFY_DATASETS_DIR/online_retail/online_retail.parquet).",
+    ),
     cutoff: str = typer.Option("2011-09-01", help="Train before this date, test from it on."),
     k: int = typer.Option(10, min=1, max=100, help="Length of each ranked list."),
     variant: list[str] = typer.Option(
@@ -197,8 +202,16 @@ def show(
             result = service.similar(similar, k, placement)
             title = f"similar to {similar}"
         else:
-            pid = profile_id or (engine.lookup(*chosen[0]) if chosen else None)
-            result = service.for_profile(engine, pid, k, placement)
+            try:
+                pid = profile_id or (engine.lookup(*chosen[0]) if chosen else None)
+            except NotFound:
+                if user_id is None:
+                    raise
+                # trained on a file whose customers were never imported: ask the model
+                result = service.for_model_user(user_id, k, placement)
+                pid = user_id
+            else:
+                result = service.for_profile(engine, pid, k, placement)
             title = f"for {pid or 'a new visitor'} ({result.strategy})"
     if as_json:
         console.print_json(json.dumps(result.as_dict()))

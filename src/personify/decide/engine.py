@@ -228,11 +228,16 @@ class DecisionEngine:
         placements: Sequence[str],
         *,
         anonymous_id: str | None = None,
+        withheld: str | None = None,
     ) -> list[Decision]:
         """Decide every placement for one person (``view`` is ``None`` for an unknown visitor).
 
+        ``withheld`` (the consent policy's reason) decides as for an unknown visitor: the
+        profile is not used, and the reasons say why (issue 6, ``personalization``).
         Raises :class:`~personify.errors.InvalidInput` if a placement is not defined.
         """
+        if withheld is not None:
+            view = None
         catalog = self.catalog.current()
         missing = unknown_placements(tuple(placements), catalog.placements)
         if missing is not None:
@@ -245,7 +250,14 @@ class DecisionEngine:
         unit = profile_id or (f"anon:{anonymous_id}" if anonymous_id else None)
         rules = self._rules_policy(catalog)
         first: tuple[Reason, ...] = ()
-        if view is None:
+        if withheld is not None:
+            first = (
+                Reason(
+                    "consent",
+                    f"{withheld}: not personalized, so only fallbacks and context rules apply",
+                ),
+            )
+        elif view is None:
             first = (
                 Reason(
                     "visitor",

@@ -94,11 +94,15 @@ class Decider:
                 self._known.popitem(last=False)
 
     def decide_request(self, request: DecideRequest) -> list[Decision]:
+        view = self.view(request)
+        privacy = self.personify.privacy
+        consent = privacy.may("personalization", view) if view and privacy else None
         return self.engine.decide(
-            self.view(request),
+            view,
             request.context,
             request.placements,
             anonymous_id=request.anonymous_id,
+            withheld=None if consent is None or consent.allowed else consent.reason,
         )
 
     def decide(

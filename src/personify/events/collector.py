@@ -75,8 +75,9 @@ class Collector:
         self._write_keys = dict(write_keys)
         self._junk = junk
         self._clock = clock
-        # Privacy erasure: messages naming a suppressed identity are dropped (and counted).
-        self.suppress: Callable[[Mapping[str, Any]], bool] | None = None
+        # The privacy gate (``Privacy.gate``): True drops a message that names an erased
+        # (suppressed) identity, counted here; it may also minimize the message in place.
+        self.suppress: Callable[[dict[str, Any]], bool] | None = None
         self.suppressed = 0
 
     # -- transport helpers ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Final, Literal, NotRequired
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
@@ -138,6 +139,20 @@ _DECLARED: Final = {kind: {f[0] for f in spec} for kind, spec in _FIELDS.items()
 _TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
 
 
+_STR: Final = {str}
+
+
+@lru_cache(maxsize=4096)
+def _timestamp(text: str) -> datetime | None:
+    """A strict ISO-8601 timestamp with a zone, or None (cached: a batch shares its sentAt)."""
+    if not _TIMESTAMP.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def _fast(raw: dict[Any, Any]) -> dict[str, Any] | None:
     """The validated message, or None when it needs the full validator (see above)."""
     kind = raw.get("type") if "type" in raw else None
@@ -159,19 +174,16 @@ def _fast(raw: dict[Any, Any]) -> dict[str, Any] | None:
                 if len(value) > 1024:
                     return None
             elif check == _TS:
-                if not _TIMESTAMP.fullmatch(value):
-                    return None
-                try:
-                    value = datetime.fromisoformat(value)
-                except ValueError:
+                value = _timestamp(value)
+                if value is None:
                     return None
             elif check == _EVENT:
                 if not 1 <= len(value) <= 512:
                     return None
             elif check not in (_TEXT, _TYPE):
                 return None
-        elif check != _OBJ or type(value) is not dict or not all(type(k) is str for k in value):
-            return None
+        elif check != _OBJ or type(value) is not dict or not {*map(type, value)} <= _STR:
+            return None  # (the models would turn numeric keys into strings)
         out[name] = value
     declared = _DECLARED[kind]
     for key, value in raw.items():

@@ -39,7 +39,9 @@ class AuditLog:
     """Append and query audit records (``audit.sqlite``, or memory)."""
 
     def __init__(self, path: Path | None) -> None:
-        self._db = Db(path, _SCHEMA)
+        # Every profile read over the API appends a record: NORMAL (no fsync per commit)
+        # keeps reads fast; a process crash loses nothing, a power cut the last records.
+        self._db = Db(path, _SCHEMA, synchronous="NORMAL")
 
     def record(
         self,

@@ -135,7 +135,9 @@ class ConsentStore:
     """The append-only consent history (``consent.sqlite``, or memory)."""
 
     def __init__(self, path: Path | None) -> None:
-        self._db = Db(path, _SCHEMA)
+        # Written once per processed batch (with the observer checkpoint): NORMAL skips the
+        # fsync per commit; a power cut loses whole transactions, which are then replayed.
+        self._db = Db(path, _SCHEMA, synchronous="NORMAL")
 
     def record(
         self,
@@ -147,7 +149,7 @@ class ConsentStore:
             (pid, c.purpose, int(c.granted), c.source, c.at, c.wording_version, now)
             for pid, c in entries
         ]
-        with self._db.tx() as con:
+        with self._db.durable(checkpoint is None), self._db.tx() as con:
             con.executemany(
                 "INSERT INTO consent_history (profile_id, purpose, granted, source, at, "
                 "wording_version, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -230,8 +232,8 @@ class ConsentPolicy:
 
     def region(self, profile: Mapping[str, Any]) -> str:
         traits = profile.get("traits") or {}
-        address = traits.get("address")
-        country = traits.get("country") or (
+        address = _value(traits.get("address"))
+        country = _value(traits.get("country")) or (
             address.get("country") if isinstance(address, Mapping) else None
         )
         if isinstance(country, str):
@@ -312,6 +314,13 @@ class ConsentPolicy:
                 if max(found)[1] if found else self._default(self.region(doc), purpose):
                     out.add(pid)
         return out
+
+
+def _value(trait: object) -> object:
+    """A trait's value: profile documents keep ``{"value", "source", "at"}`` per trait."""
+    if isinstance(trait, Mapping) and "value" in trait and "source" in trait:
+        return trait["value"]
+    return trait
 
 
 def _ids(profile: Mapping[str, Any]) -> list[str]:

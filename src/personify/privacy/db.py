@@ -18,7 +18,7 @@ from typing import Any
 class Db:
     """One serialized connection to a SQLite file (or ``:memory:`` when ``path`` is None)."""
 
-    def __init__(self, path: Path | None, schema: str) -> None:
+    def __init__(self, path: Path | None, schema: str, *, synchronous: str = "FULL") -> None:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -30,6 +30,8 @@ class Db:
         )
         if path is not None:
             self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute(f"PRAGMA synchronous={synchronous}")
+        self._synchronous = synchronous
         self._con.execute("PRAGMA secure_delete=ON")
         self._con.execute("PRAGMA busy_timeout=30000")
         self._lock = threading.RLock()
@@ -50,6 +52,20 @@ class Db:
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def durable(self, on: bool = True) -> Iterator[None]:
+        """Make the enclosed commits fsync even on a connection opened with NORMAL
+        (a change nobody could replay, such as one made through the API)."""
+        if not on or self.path is None:
+            yield
+            return
+        with self._lock:
+            self._con.execute("PRAGMA synchronous=FULL")
+            try:
+                yield
+            finally:
+                self._con.execute(f"PRAGMA synchronous={self._synchronous}")
 
     def close(self) -> None:
         with self._lock:

@@ -54,6 +54,31 @@ class Privacy:
         self.jobs = JobStore(at("jobs.sqlite"))
         self.limiter = RateLimiter(conf.rate_per_second, conf.rate_burst)
         self.observer = ConsentObserver(self.consent_store)
+        allow = conf.trait_allowlist
+        self._allowed_traits = None if allow is None else frozenset([*allow, "consent"])
+        self.dropped_traits = 0
+
+    def gate(self, msg: dict[str, Any]) -> bool:
+        """The collector's privacy check for each valid message, before it is stored.
+
+        Returns True to drop the message (it names a suppressed identity). Otherwise it
+        applies data minimization in place: traits not on ``privacy.trait_allowlist`` are
+        removed (and counted in ``dropped_traits``).
+        """
+        if self.suppression.matches(msg):
+            return True
+        if self._allowed_traits is not None:
+            context = msg.get("context")
+            for traits in (
+                msg.get("traits"),
+                context.get("traits") if isinstance(context, dict) else None,
+            ):
+                if isinstance(traits, dict):
+                    extra = [k for k in traits if k not in self._allowed_traits]
+                    for key in extra:
+                        del traits[key]
+                    self.dropped_traits += len(extra)
+        return False
 
     def may(self, purpose: str, profile: Mapping[str, Any] | str) -> Decision:
         """May ``purpose`` use this profile now? (The one consent question; see consent.py.)"""

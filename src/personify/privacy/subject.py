@@ -79,6 +79,7 @@ def parse_subject(body: Mapping[str, Any]) -> tuple[str, str]:
     if not isinstance(value, str) or not value.strip() or len(value) > 1024:
         raise InvalidInput(
             f"{field} must be a non-empty string",
+            hint='for example {"userId": "u123"}',
             problems=[Problem(field, "a non-empty string of at most 1024 characters")],
         )
     return SUBJECT_FIELDS[field], value.strip()
@@ -121,7 +122,9 @@ def resolve(p: Personify, kind: str, value: str) -> Person:
     key = _normalized(p, kind, value)
     if key is None:
         raise InvalidInput(
-            f"{value!r} is not a valid {kind}", problems=[Problem(kind, "not a valid value")]
+            f"{value!r} is not a valid {kind}",
+            hint="send the identity as it was collected, e.g. ann@example.com or +14155550100",
+            problems=[Problem(kind, "not a valid value")],
         )
     person.identities.add((kind, key))
     try:

@@ -301,13 +301,15 @@ class Processor:
         current = doc.get("session")
         if current is not None:
             start, last = current["start"], current["last"]
-            # Stored times sort as text: an event inside the session needs no date maths.
-            if start <= at <= last:
-                return str(current["id"])
-            ts = parse_iso(at)
-            if parse_iso(start) - self._timeout <= ts <= parse_iso(last) + self._timeout:
-                current["start"] = min(start, at)
-                current["last"] = max(last, at)
+            # Stored times sort as text, so only the side the event falls on needs date
+            # maths: it joins when within the timeout of the session's start or end.
+            if at > last:
+                if parse_iso(at) <= parse_iso(last) + self._timeout:
+                    current["last"] = at
+                    return str(current["id"])
+            elif at >= start or parse_iso(start) - self._timeout <= parse_iso(at):
+                if at < start:
+                    current["start"] = at
                 return str(current["id"])
         digest = hashlib.blake2b(f"{doc['profile_id']}\x00{at}".encode(), digest_size=8)
         session_id = "s_" + digest.hexdigest()

@@ -169,7 +169,7 @@ def apply_event(doc: dict[str, Any], message: Mapping[str, Any], at: str) -> Non
         c["last_seen"] = at
     key = event_key(message)
     c["event_counts"][key] = c["event_counts"].get(key, 0) + 1
-    if message["type"] == "track":
+    if message["type"] == "track" and key in (ORDER_COMPLETED, ORDER_REFUNDED):
         props = message.get("properties") or {}
         if key == ORDER_COMPLETED:
             c["orders"] += 1
@@ -178,13 +178,15 @@ def apply_event(doc: dict[str, Any], message: Mapping[str, Any], at: str) -> Non
                 c["first_order_at"] = at
             if c["last_order_at"] is None or at > c["last_order_at"]:
                 c["last_order_at"] = at
-        elif key == ORDER_REFUNDED:
+        else:
             amount = abs(order_amount(props))
             c["refunds"] += 1
             c["refunded"] = round(c["refunded"] + amount, 6)
             c["revenue"] = round(c["revenue"] - amount, 6)
-    c["average_order_value"] = round(c["revenue"] / c["orders"], 6) if c["orders"] else None
-    doc["updated_at"] = max(doc["updated_at"], at)
+        # Only orders and refunds move revenue or the order count.
+        c["average_order_value"] = round(c["revenue"] / c["orders"], 6) if c["orders"] else None
+    if at > doc["updated_at"]:
+        doc["updated_at"] = at
 
 
 def combine_computed(into: dict[str, Any], other: Mapping[str, Any]) -> None:

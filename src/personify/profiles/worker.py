@@ -35,8 +35,15 @@ from personify.config import Settings
 from personify.errors import PersonifyError, Unavailable
 from personify.storage.ports import EventLog, ProfileStore
 
-# ``delete_profiles`` is the one write the API forwards: privacy erasure of events.
-_READ_METHODS = ("timeline", "count", "count_distinct_messages", "checkpoint", "delete_profiles")
+# The writes the API forwards: privacy erasure and retention of events.
+_READ_METHODS = (
+    "timeline",
+    "count",
+    "count_distinct_messages",
+    "checkpoint",
+    "delete_profiles",
+    "delete_before",
+)
 # Segment work that needs the event history runs where the event store is.
 _SEGMENT_METHODS = {"segments_dry_run": "dry_run", "segments_rebuild": "rebuild"}
 
@@ -96,6 +103,12 @@ class RemoteEventStore:
 
     def delete_profiles(self, profile_ids: Sequence[str]) -> list[str]:
         return [str(m) for m in self._call("delete_profiles", list(profile_ids))]
+
+    def delete_before(
+        self, before: str, events: Sequence[str] | None = None, keep: Sequence[str] = ()
+    ) -> list[str]:
+        found = self._call("delete_before", before, list(events or ()), list(keep))
+        return [str(m) for m in found]
 
     def count_distinct_messages(self) -> int:
         return int(self._call("count_distinct_messages"))

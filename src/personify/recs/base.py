@@ -19,7 +19,7 @@ on it here, so every model ranks over all items the same way (no sampled negativ
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -70,10 +70,6 @@ class Recommender(ABC):
     def item_scores(self, item: int) -> Array | None:
         """Similarity of every item to column ``item``; ``None`` if the model has none."""
         return None
-
-    def params(self) -> dict[str, Any]:
-        """Constructor parameters (recorded in the model registry)."""
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
     # -- built on score() ----------------------------------------------------------------
     def query_for(self, user: str | None) -> Query:
@@ -210,7 +206,3 @@ def as_dense(matrix: Any) -> Array:
     if sp.issparse(matrix):
         return np.asarray(matrix.toarray())
     return np.asarray(matrix)
-
-
-def weights_summary(weights: Mapping[str, float]) -> str:
-    return ", ".join(f"{k}={v:g}" for k, v in weights.items())

@@ -43,6 +43,9 @@ Split: train on lines before {cutoff} (UK local time), test on each customer's p
 them (full ranking, no sampled negatives); test items never sold before the cutoff cannot be
 ranked by any model and are not counted. Users: customers with purchases in both periods and
 at least one such test item.
+Models see the binary matrix; buy-again sources (and the 'buy again, then popular' rule,
+which orders a customer's items by how many training invoices held them) also read order
+counts and last purchase dates from the same training lines.
 Variant 'repeat': repeat purchases allowed (a re-bought training item counts as a hit).
 Variant 'new': the customer's training items are excluded from the ranking and the truth
 (users with no new test item are dropped).

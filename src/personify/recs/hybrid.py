@@ -75,6 +75,7 @@ class Hybrid(Recommender):
         self.fallback.fit(data)
 
     def check_weights(self, weights: Mapping[str, float]) -> None:
+        """Raise :class:`InvalidInput` naming each weight that names no source or is < 0."""
         problems = [
             Problem(f"weights.{n}", f"no source named {n!r}; sources: {sorted(self.sources)}")
             for n in weights
@@ -108,18 +109,22 @@ class Hybrid(Recommender):
         return self.score_explained(query)[0]
 
     def score_explained(self, query: Query) -> tuple[Array, Callable[[Array], list[str]]]:
-        parts = self.source_scores(query)
         total = np.zeros((len(query), self._fitted().n_items))
-        for name, scores in parts.items():
-            total += self.weights[name] * scores
-        cold = np.flatnonzero(np.diff(query.history.indptr) == 0)
-        if len(cold):
-            total[cold] = self.fallback.score(_rows(query, cold))
+        cold = np.diff(query.history.indptr) == 0
+        warm = np.flatnonzero(~cold)
+        parts: dict[str, Array] = {}
+        if len(warm):  # a lone new visitor (the common request) needs no source at all
+            parts = self.source_scores(query if len(warm) == len(query) else _rows(query, warm))
+            for name, scores in parts.items():
+                total[warm] += self.weights[name] * scores
+        if cold.any():
+            rows = np.flatnonzero(cold)
+            total[rows] = self.fallback.score(_rows(query, rows))
 
         def explain(items: Array) -> list[str]:
-            if query.history[0].nnz == 0:
+            if cold[0]:
                 return self.fallback.reasons(query, items)
-            return self._reasons(query, parts, items)
+            return self._reasons(query, parts, items)  # row 0 is warm, so parts[.][0] is it
 
         return total, explain
 

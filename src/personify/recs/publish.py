@@ -171,7 +171,7 @@ def register(
         "events": len(data.events),
         "source": data.source,
     }
-    model_data = trained.model._fitted()
+    model_data = trained.model.data_
     return registry.register(
         MODEL_NAME,
         bundle,

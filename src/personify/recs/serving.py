@@ -19,20 +19,17 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import scipy.sparse as sp
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from personify.errors import InvalidInput, NotFound, Problem
-from personify.recs.base import Recommender, Scored, check_k, empty_query
-from personify.recs.data import Array, Interactions, InteractionWeights, Query
+from personify.recs.base import Recommender, Scored, check_k
+from personify.recs.data import Interactions, InteractionWeights
 from personify.recs.rules import BusinessRules
-from personify.recs.sources import product_event_tuples
+from personify.recs.session import Lru, fold_in, recent_events, utc
 
 if TYPE_CHECKING:
     from personify.facade import Personify
@@ -58,7 +55,7 @@ class RecsBundle:
 
     @property
     def data(self) -> Interactions:
-        return self.model._fitted()
+        return self.model.data_
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,7 @@ class RecsService:
         self.refresh_s = refresh_s
         self._loaded: tuple[RecsBundle, ModelVersion] | None = None
         self._facts: ItemFacts | None = None
-        self._recent_cache: _Lru[tuple[str, str, int, int, str], list[tuple[str, str, str]]] = _Lru(
+        self._recent_cache: Lru[tuple[str, str, int, int, str], list[tuple[str, str, str]]] = Lru(
             RECENT_CACHE_SIZE
         )
         self._checked = 0.0
@@ -106,10 +103,12 @@ class RecsService:
                         raise
                     raise NotFound(
                         f"no recommender has been trained yet (model {self.name!r})",
-                        hint="train one: personify recs train --events (or --online-retail PATH)",
+                        hint="train one: personify recs train (or --online-retail PATH)",
                     ) from None
                 if self._loaded is None or self._loaded[1].version != current.version:
-                    model, meta = self.registry.load(self.name, current.version)
+                    # unpickling an implicit model checks the BLAS threads, as building one does
+                    with threadpool_limits(1, "blas"):
+                        model, meta = self.registry.load(self.name, current.version)
                     if not isinstance(model, RecsBundle):
                         raise InvalidInput(
                             f"model {self.name!r} v{meta.version} is not a recommender bundle",
@@ -145,6 +144,14 @@ class RecsService:
         if profile_id is not None:
             profile = _live_profile(engine, profile_id)
             profile_id = str(profile["profile_id"])
+            if not _may_personalize(engine, profile):
+                found = bundle.model.recommend(None, k * CANDIDATES_PER_SLOT)
+                facts = self.facts()
+                picked = facts.apply(
+                    bundle.rules, found, k, placement, purchased=set(), viewed=set()
+                )
+                items = facts.describe(picked)
+                return Recommendation(items, "not_personalized", meta.version, profile_id)
             row = _model_row(data, profile)
             segment = _segment(bundle, data, row, profile)
             recent = self._recent(engine, profile, bundle.trained_until)
@@ -161,6 +168,28 @@ class RecsService:
         picked = facts.apply(bundle.rules, found, k, placement, purchased=bought, viewed=viewed)
         return Recommendation(facts.describe(picked), strategy, meta.version, profile_id)
 
+    def for_model_user(
+        self, user: str, k: int = 10, placement: str | None = None
+    ) -> Recommendation:
+        """Recommendations for a user id of the training data that has no profile here
+        (a model trained on a file whose customers were not imported): no session events,
+        no consent record, so this is for the CLI and notebooks, not for serving."""
+        check_k(k)
+        bundle, meta = self.bundle()
+        bundle.rules.placement(placement)
+        data = bundle.data
+        if user not in data.user_index:
+            raise NotFound(
+                f"no profile and no training history for user {user!r}",
+                hint="use a user id from the training data, or import the customers first",
+            )
+        query = data.query([data.user_index[user]])
+        bought = set(data.items[query.purchases.indices].tolist())
+        found = bundle.model.recommend(None, k * CANDIDATES_PER_SLOT, query=query)
+        facts = self.facts()
+        picked = facts.apply(bundle.rules, found, k, placement, purchased=bought, viewed=set())
+        return Recommendation(facts.describe(picked), "personal", meta.version)
+
     def _recent(
         self, engine: Personify, profile: Mapping[str, Any], since: str
     ) -> list[tuple[str, str, str]]:
@@ -174,7 +203,7 @@ class RecsService:
         """
         computed = profile.get("computed", {})
         last = computed.get("last_seen")
-        if last is None or _utc(str(last)) <= _utc(since):
+        if last is None or utc(str(last)) <= utc(since):
             return []
         pid = str(profile["profile_id"])
         seen = sum(int(n) for n in computed.get("event_counts", {}).values())
@@ -255,89 +284,16 @@ class ItemFacts:
         return out
 
 
-def recent_events(rows: list[dict[str, Any]], since: str) -> list[tuple[str, str, str]]:
-    """``(item, kind, order)`` of timeline rows newer than ``since`` (ISO UTC)."""
-    cut = _utc(since)
-    return [
-        (item, kind, order)
-        for _, item, kind, stamp, order in product_event_tuples(rows)
-        if _utc(stamp) > cut
-    ]
+def _may_personalize(engine: Personify, profile: Mapping[str, Any]) -> bool:
+    """Consent for the ``personalization`` purpose (engines without privacy: allowed).
 
-
-def _utc(text: str) -> datetime:
-    stamp = datetime.fromisoformat(text)
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
-
-
-def fold_in(
-    data: Interactions,
-    row: int,
-    recent: Sequence[tuple[str, str, str]],
-    weights: InteractionWeights,
-    segment: str | None = None,
-) -> Query:
-    """A one-row query: the training history of ``row`` (-1: none) plus ``recent`` events.
-
-    ``recent`` holds ``(item, kind, order)``. Recent events are weighted like training
-    events (without decay: they are minutes old); a recent purchase also counts as an
-    order and makes the item "bought today". Items the model does not know are skipped.
+    Without it the visitor gets what anyone would: global popularity, no history, no
+    session, not even their country's favourites.
     """
-    query = data.query([row]) if row >= 0 else empty_query(data.n_items)
-    query.segments = [segment]
-    index = data.item_index
-    known = [(index[item], kind, order) for item, kind, order in recent if item in index]
-    if not known:
-        return query
-    history = query.history.toarray().ravel().astype(np.float64)
-    purchases = query.purchases.toarray().ravel().astype(np.float64)
-    recency = query.recency.toarray().ravel().astype(np.float64)
-    orders: set[tuple[int, str]] = set()
-    for col, kind, order in known:
-        history[col] = 1.0 if weights.binary else history[col] + weights.of(kind)
-        recency[col] = 1.0
-        if kind == "purchase" and (col, order) not in orders:
-            orders.add((col, order))
-            purchases[col] += 1.0
-    return Query(
-        users=query.users,
-        history=_row(history),
-        purchases=_row(purchases),
-        recency=_row(recency),
-        segments=[segment],
-        folded=np.array([True]),
-    )
-
-
-def _row(values: Array) -> sp.csr_matrix:
-    return sp.csr_matrix(values.reshape(1, -1), dtype=np.float32)
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Lru(Generic[K, V]):
-    """A small thread-safe least-recently-used map."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+    privacy = getattr(engine, "privacy", None)
+    if privacy is None:
+        return True
+    return bool(privacy.consent.may("personalization", profile).allowed)
 
 
 def _live_profile(engine: Personify, profile_id: str) -> dict[str, Any]:

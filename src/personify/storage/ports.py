@@ -180,6 +180,16 @@ class EventStore(Protocol):
         """Remove every event of these profiles (erasure); returns their message ids."""
         ...
 
+    def delete_before(
+        self, before: str, events: Sequence[str] | None = None, keep: Sequence[str] = ()
+    ) -> list[str]:
+        """Remove events older than ``before`` (retention); returns their message ids.
+
+        With ``events``, only track events of those names; names in ``keep`` are never
+        removed (messages without an event name always can be).
+        """
+        ...
+
     def close(self) -> None: ...
 
 

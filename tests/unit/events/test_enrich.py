@@ -221,3 +221,51 @@ def test_repeated_user_agent_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> 
 
     assert calls == [unique]
     assert first == second
+
+
+# -- the processor's cached path ----------------------------------------------------------
+_CONTEXTS: list[Any] = [
+    None,
+    {},
+    "not a context",
+    {"userAgent": IPHONE_SAFARI, "timezone": "Asia/Tokyo"},
+    {"userAgent": ANDROID_TABLET_CHROME, "timezone": "Asia/Kolkata"},
+    {"userAgent": IPAD_SAFARI, "timezone": "America/St_Johns"},
+    {"userAgent": ANDROID_CHROME_MOBILE, "timezone": "Not/AZone"},
+    {"device": {"type": "ios", "model": "iPad13,1"}, "os": {"name": " iPadOS "}},
+    {"device": {"type": "TV"}, "timezone": 5},
+    {"os": {"name": "Tizen"}, "userAgent": 7},
+]
+_TIMES = [
+    datetime(2024, 3, 10, 23, 30, tzinfo=UTC),
+    datetime(2024, 3, 31, 0, 59, 59, 999999, tzinfo=UTC),  # the Paris DST switch, 1 µs before
+    datetime(1937, 1, 14, 23, 40, 28, tzinfo=UTC),  # Amsterdam was UTC+00:19:32 then
+    datetime(2026, 12, 31, 23, 0, tzinfo=UTC),
+]
+
+
+@pytest.mark.parametrize("context", _CONTEXTS)
+@pytest.mark.parametrize("at", _TIMES)
+def test_event_fields_match_enrich(context: Any, at: datetime) -> None:
+    stored = at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    full = enrich(at, context)
+    expected = tuple(full[k] for k in ("device_type", "os", "browser", "local_hour"))
+    assert enrich_module.event_fields(stored, context)[:4] == expected
+    assert enrich_module.event_fields(stored, context).local_weekday == full["local_weekday"]
+
+
+def test_event_fields_accept_a_timestamp_that_is_not_in_the_stored_form() -> None:
+    fields = enrich_module.event_fields("2024-03-11T08:30:00+09:00", {"timezone": "Europe/Paris"})
+    # 08:30 in Tokyo is 23:30 UTC on Sunday, which is 00:30 on Monday in Paris (UTC+1).
+    assert (fields.local_hour, fields.local_weekday) == (0, 0)
+
+
+def test_event_fields_in_amsterdam_1937_use_the_seconds_offset() -> None:
+    # Amsterdam was UTC+00:19:32 then: 23:40:28 UTC is midnight local, the next day.
+    at = datetime(1937, 1, 14, 23, 40, 28, tzinfo=UTC)
+    stored = at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    ctx = {"timezone": "Europe/Amsterdam"}
+    full = enrich(at, ctx)
+    fields = enrich_module.event_fields(stored, ctx)
+    assert (fields.local_hour, fields.local_weekday) == (full["local_hour"], full["local_weekday"])
+    assert (fields.local_hour, fields.local_weekday) == (0, 4)  # Friday 15 January

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fastapi import routing
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from tests.unit.helpers import memory_engine
@@ -15,6 +16,7 @@ from personify.api.app import create_app
 from personify.api.deps import ROLES
 from personify.facade import Personify
 
+iter_route_contexts = getattr(routing, "iter_route_contexts", None)
 # Open by design: liveness, the OpenAPI documents, and collection (checked by write keys).
 EXEMPT = {
     "/health",
@@ -28,7 +30,7 @@ EXEMPT = {
 }
 
 
-def declared_roles(route: APIRoute) -> Callable[[str], frozenset[str]] | None:
+def declared_roles(route: Any) -> Callable[[str], frozenset[str]] | None:
     """The ``allowed_roles`` of the role dependency anywhere in the route's dependencies."""
     stack = list(route.dependant.dependencies)
     while stack:
@@ -50,11 +52,14 @@ def setup() -> Iterator[tuple[TestClient, Personify, dict[str, str]]]:
         yield client, p, tokens
 
 
-def _routes(app: Any) -> list[tuple[str, str, APIRoute]]:
+def _routes(app: Any) -> list[tuple[str, str, Any]]:
+    """Every (method, path, route) of the app, routers included (FastAPI >= 0.165 keeps
+    included routers lazily, so ``app.routes`` alone would miss them)."""
+    contexts = iter_route_contexts(app.routes) if iter_route_contexts else app.routes
     out = []
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            out += [(m, route.path, route) for m in sorted(route.methods)]
+    for route in contexts:
+        if isinstance(route.original_route if iter_route_contexts else route, APIRoute):
+            out += [(m, str(route.path), route) for m in sorted(route.methods or ())]
     return out
 
 

@@ -24,6 +24,7 @@ from personify.recs import publish
 from personify.recs.serving import recommend_for, service_for
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
+ADMIN = {"Authorization": "Bearer admin"}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,10 @@ def client(engine: Personify) -> Iterator[TestClient]:
 
 
 def get(client: TestClient, path: str, **params: Any) -> Any:
-    return client.get(path, params=params, headers=AUTH)
+    """A request as a site's browser makes it (write key), or its server (admin key) when
+    it names a known customer."""
+    named = any(k in params for k in ("user_id", "email", "profile_id"))
+    return client.get(path, params=params, headers=ADMIN if named else AUTH)
 
 
 def view(engine: Personify, anonymous_id: str, items: list[str]) -> None:
@@ -133,8 +137,14 @@ def test_unknown_item_is_404(client: TestClient) -> None:
 
 def test_write_key_or_admin_key_is_required(client: TestClient) -> None:
     assert client.get("/v1/recommendations").status_code == 401
-    ok = client.get("/v1/recommendations", headers={"Authorization": "Bearer admin"})
-    assert ok.status_code == 200
+    assert client.get("/v1/recommendations", headers=ADMIN).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["user_id", "email", "profile_id"])
+def test_the_public_write_key_cannot_name_a_customer(client: TestClient, kind: str) -> None:
+    resp = client.get("/v1/recommendations", params={kind: "mug-1"}, headers=AUTH)
+    assert resp.status_code == 403
+    assert "anonymous_id" in resp.json()["hint"]
 
 
 def test_no_trained_model_is_a_404_with_a_hint(tmp_path: Path) -> None:
@@ -171,3 +181,37 @@ def test_service_is_shared_per_engine_and_follows_promotions(
     assert service.bundle()[1].version == newer.version != first
     registry.rollback("recs")
     assert service.bundle()[1].version == first
+
+
+def test_without_personalization_consent_only_popular_items_are_served(
+    client: TestClient, engine: Personify
+) -> None:
+    engine.identify(user_id="mug-4", traits={"consent": {"personalization": False}})
+    engine.drain()
+    body = get(client, "/v1/recommendations", user_id="mug-4", k=4).json()
+    assert body["strategy"] == "not_personalized"
+    assert sorted(i["id"] for i in body["items"]) == ["t0", "t1", "t2", "t3"]
+    assert {i["reason"] for i in body["items"]} == {"popular"}
+
+
+def test_a_served_als_model_folds_in_session_views(tmp_path: Path) -> None:
+    from personify.recs.data import build_interactions
+    from personify.recs.factorization import ALS
+    from personify.recs.hybrid import Hybrid
+    from personify.recs.popularity import Popularity
+    from personify.recs.training import TrainedHybrid
+
+    data = publish.from_rows(storefront.rows())
+    model = Hybrid(
+        {"als": ALS(factors=8, iterations=10), "popular": Popularity()},
+        {"als": 1.0, "popular": 0.1},
+    )
+    full = build_interactions(data.events, weights=data.weights, catalogue=data.catalogue)
+    trained = TrainedHybrid(model.fit(full), None, 0.0)
+    publish.register(ModelRegistry(tmp_path / "models"), data, trained)
+    engine = memory_engine(data_dir=tmp_path)[0]
+    view(engine, "visitor-als", ["g1", "g2", "g3"])
+    pid = engine.lookup("anonymous_id", "visitor-als")
+    items = recommend_for(engine, pid, k=3, placement="product")
+    assert [i["id"][0] for i in items] == ["g", "g", "g"]
+    assert items[0]["reason"] == "matches your taste"

@@ -141,3 +141,17 @@ def test_evaluate_refuses_unknown_models_and_variants(tmp_path: Path) -> None:
         app, ["recs", "evaluate", "--online-retail", str(path), "--variant", "sampled"]
     )
     assert bad.exit_code == 2 and "unknown variant" in bad.output
+
+
+def test_train_on_a_retail_file_then_show_a_customer_without_a_profile(tmp_path: Path) -> None:
+    path = retail_csv(tmp_path / "retail.csv")
+    trained = runner.invoke(app, ["recs", "train", "--online-retail", str(path)])
+    assert trained.exit_code == 0, trained.output
+    assert "online-retail:retail.csv" in trained.output
+    # customer 1103 is gardener 3 (favourite g3), never imported as a profile
+    shown = runner.invoke(app, ["recs", "show", "--user-id", "1103", "--json", "--k", "2"])
+    assert shown.exit_code == 0, shown.output
+    body = json.loads(shown.output)
+    assert body["strategy"] == "personal" and body["items"][0]["id"] == "g3"
+    missing = runner.invoke(app, ["recs", "show", "--user-id", "424242"])
+    assert missing.exit_code == 2 and "no training history" in missing.output

@@ -27,7 +27,8 @@ class Reason:
     """Why something was (or was not) chosen, for people and for logs.
 
     ``type`` is one of ``rule``, ``score``, ``policy``, ``fallback``, ``cap``, ``dismissed``,
-    ``render`` and ``visitor``; ``details`` holds the machine-readable facts (rule id, scores).
+    ``render``, ``visitor`` and ``consent``; ``details`` holds the machine-readable facts (rule
+    id, scores).
     """
 
     type: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ def _arrow_type(column: str) -> pa.DataType:
 class DuckDbEventStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
         try:
             self._con = duckdb.connect(str(path))
         except duckdb.IOException as exc:
@@ -171,8 +173,57 @@ class DuckDbEventStore:
                 raise
             finally:
                 cur.close()
-            self._con.execute("CHECKPOINT")  # write the deletion into the file now
+            if ids:
+                self._compact()
         return [str(r[0]) for r in ids]
+
+    def delete_before(
+        self, before: str, events: Sequence[str] | None = None, keep: Sequence[str] = ()
+    ) -> list[str]:
+        where = '"timestamp" < CAST(? AS TIMESTAMPTZ)'
+        params: list[Any] = [before]
+        if events:
+            where += f" AND event IN ({', '.join('?' for _ in events)})"
+            params += list(events)
+        if keep:
+            where += f" AND (event IS NULL OR event NOT IN ({', '.join('?' for _ in keep)}))"
+            params += list(keep)
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                ids = cur.execute(f"SELECT message_id FROM events WHERE {where}", params).fetchall()
+                cur.execute(f"DELETE FROM events WHERE {where}", params)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+            if ids:
+                self._compact()
+        return [str(r[0]) for r in ids]
+
+    def _compact(self) -> None:
+        """Rewrite the file without the deleted rows (called with the lock held).
+
+        DuckDB leaves deleted rows' bytes in free blocks of the file; erasure must remove
+        them, so the database is copied into a fresh file that replaces the old one. Scans
+        running at that moment fail (erasures are rare and short).
+        """
+        fresh = self._path.with_name(self._path.name + ".compact")
+        fresh.unlink(missing_ok=True)
+        db = self._con.execute("SELECT current_database()").fetchone()
+        assert db is not None
+        quoted = str(fresh).replace("'", "''")
+        self._con.execute(f"ATTACH '{quoted}' AS compacted")
+        self._con.execute(f'COPY FROM DATABASE "{db[0]}" TO compacted')
+        self._con.execute("DETACH compacted")
+        self._con.close()
+        os.replace(fresh, self._path)
+        self._con = duckdb.connect(str(self._path))
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("SET checkpoint_threshold = '256MB'")
 
     def count(self) -> int:
         with self._lock:

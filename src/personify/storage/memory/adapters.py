@@ -196,6 +196,21 @@ class MemoryEventStore:
             self._events = [e for e in self._events if e["profile_id"] not in gone]
         return ids
 
+    def delete_before(
+        self, before: str, events: Sequence[str] | None = None, keep: Sequence[str] = ()
+    ) -> list[str]:
+        names, kept = set(events or ()), set(keep)
+
+        def expired(e: dict[str, Any]) -> bool:
+            if e["timestamp"] >= before or (e["event"] is not None and e["event"] in kept):
+                return False
+            return not names or e["event"] in names
+
+        with self._lock:
+            ids = [e["message_id"] for e in self._events if expired(e)]
+            self._events = [e for e in self._events if not expired(e)]
+        return ids
+
     def close(self) -> None:
         pass
 

@@ -1,4 +1,4 @@
-"""Session fold-in and the recent-event filter behind served recommendations."""
+"""Session fold-in and the recent-event filter behind served recommendations (recs/session.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from tests.unit.recs import tiny
 
 from personify.recs.data import InteractionWeights
-from personify.recs.serving import fold_in, recent_events
+from personify.recs.session import fold_in, recent_events
 
 
 def test_fold_in_adds_session_events_to_a_known_history() -> None:

@@ -1,0 +1,195 @@
+"""``personify privacy``: consent, export and erasure of a person, and the audit log.
+
+Export and erasure open the engine (the event store), so they run while the server is
+stopped; against a running server use ``POST /v1/privacy/export`` and ``/erase``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import typer
+from rich.table import Table
+
+from personify.cli.common import console, friendly_errors
+from personify.errors import InvalidInput
+
+app = typer.Typer(help="Consent, data-subject export and erasure, audit log.")
+
+_USER = typer.Option(None, "--user-id", help="The person's userId.")
+_ANON = typer.Option(None, "--anonymous-id", help="The person's anonymousId.")
+_EMAIL = typer.Option(None, "--email", help="The person's email.")
+_PHONE = typer.Option(None, "--phone", help="The person's phone number.")
+
+
+def _subject(
+    user_id: str | None, anonymous_id: str | None, email: str | None, phone: str | None
+) -> tuple[str, str]:
+    from personify.privacy.subject import parse_subject
+
+    return parse_subject(
+        {"userId": user_id, "anonymousId": anonymous_id, "email": email, "phone": phone}
+    )
+
+
+@app.command("export")
+@friendly_errors
+def export(
+    user_id: str | None = _USER,
+    anonymous_id: str | None = _ANON,
+    email: str | None = _EMAIL,
+    phone: str | None = _PHONE,
+    out: Path | None = typer.Option(None, help="Write the JSON here instead of printing it."),
+) -> None:
+    """Everything held about one person, as JSON."""
+    from personify.platform import build
+    from personify.privacy.subject import run_job
+
+    subject = _subject(user_id, anonymous_id, email, phone)
+    with build() as p:
+        job = run_job(p, "export", subject, "cli")
+    data = orjson.dumps(job["result"], option=orjson.OPT_INDENT_2)
+    if out is None:
+        console.print_json(data.decode())
+        return
+    out.write_bytes(data)
+    console.print(f"wrote {out} ({job['summary']['events']} events); job {job['job_id']}")
+
+
+@app.command("erase")
+@friendly_errors
+def erase(
+    user_id: str | None = _USER,
+    anonymous_id: str | None = _ANON,
+    email: str | None = _EMAIL,
+    phone: str | None = _PHONE,
+    yes: bool = typer.Option(False, "--yes", help="Confirm: erasure cannot be undone."),
+    no_suppress: bool = typer.Option(
+        False, "--no-suppress", help="Do not drop the person's future events."
+    ),
+) -> None:
+    """Erase one person from every store and suppress their identities."""
+    from personify.platform import build
+    from personify.privacy.subject import run_job
+
+    subject = _subject(user_id, anonymous_id, email, phone)
+    if not yes:
+        raise InvalidInput("erasure cannot be undone", hint="add --yes to confirm")
+    with build() as p:
+        job = run_job(p, "erase", subject, "cli", suppress=not no_suppress)
+    table = Table("store", "removed", title=f"erasure {job['job_id']} ({job['status']})")
+    for name, count in job["summary"].items():
+        table.add_row(name, str(count))
+    console.print(table)
+
+
+@app.command("consent")
+@friendly_errors
+def consent(
+    user_id: str | None = _USER,
+    anonymous_id: str | None = _ANON,
+    email: str | None = _EMAIL,
+    phone: str | None = _PHONE,
+    grant: list[str] = typer.Option([], help="Purposes to grant (repeatable)."),
+    refuse: list[str] = typer.Option([], help="Purposes to refuse (repeatable)."),
+    version: str | None = typer.Option(None, help="The consent wording version shown."),
+) -> None:
+    """Show a person's consent; with --grant/--refuse, record changes first (source 'cli')."""
+    from personify.platform import build
+    from personify.privacy.consent import ConsentChange, parse_purposes
+
+    kind, value = _subject(user_id, anonymous_id, email, phone)
+    with build() as p:
+        assert p.privacy is not None
+        pid = p.lookup(kind, value)
+        if grant or refuse:
+            wanted = {**dict.fromkeys(grant, True), **dict.fromkeys(refuse, False)}
+            purposes = parse_purposes(wanted, "--grant/--refuse")
+            at = p.clock.now().isoformat()
+            p.privacy.consent_store.record(
+                (pid, ConsentChange(k, v, "cli", at, version)) for k, v in purposes.items()
+            )
+            p.privacy.audit.record("cli", "consent.set", pid, {"purposes": purposes})
+        view = p.profile(pid)
+        current = p.privacy.consent.current(view)
+        table = Table("purpose", "allowed", "why", title=f"consent of {pid}")
+        for purpose, allowed in current.items():
+            table.add_row(purpose, "yes" if allowed else "no", p.privacy.may(purpose, view).reason)
+        console.print(table)
+
+
+@app.command("audit")
+@friendly_errors
+def audit(
+    action: str | None = typer.Option(None, help="Exact action, or a prefix ending in '*'."),
+    limit: int = typer.Option(50, help="How many records (1-1000)."),
+    after: int = typer.Option(0, help="Only records after this id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
+) -> None:
+    """The audit log, oldest first."""
+    from personify.config import Settings
+    from personify.privacy.audit import AuditLog
+
+    log = AuditLog(Settings().data_dir / "audit.sqlite")
+    try:
+        records = log.query(action=action, after=after, limit=limit)
+    finally:
+        log.close()
+    if as_json:
+        for record in records:
+            typer.echo(orjson.dumps(record).decode())
+        return
+    table = Table("id", "at", "actor", "action", "target", title="audit log")
+    for r in records:
+        table.add_row(str(r["id"]), r["at"], r["actor"], r["action"], r["target"] or "")
+    console.print(table)
+
+
+@app.command("rotate-key")
+@friendly_errors
+def rotate_key(
+    retire: bool = typer.Option(
+        True, help="Drop the old keys once every value is sealed with the new one."
+    ),
+) -> None:
+    """Add a new PII key, re-encrypt every profile with it, then retire the old keys.
+
+    Run it while the server is stopped (it rewrites whole profile documents).
+    """
+    from personify.config import Settings
+    from personify.platform import build
+    from personify.privacy.encrypted_store import EncryptedProfileStore
+    from personify.privacy.pii import retire_keys, rotate_keyring
+
+    settings = Settings()
+    if not settings.privacy.encrypt_pii or settings.privacy.pii_key:
+        raise InvalidInput(
+            "key rotation needs PERSONIFY_PRIVACY__ENCRYPT_PII=true and the keyring file",
+            hint="a key given in PERSONIFY_PRIVACY__PII_KEY is rotated by whoever manages it",
+        )
+    ring = rotate_keyring(settings.data_dir)
+    with build(settings) as p:
+        store = p.stores.profiles
+        assert isinstance(store, EncryptedProfileStore)
+        resealed = store.reseal()
+        if p.privacy is not None:
+            p.privacy.audit.record("cli", "keys.rotate_pii", ring.current, {"resealed": resealed})
+    if retire:
+        retire_keys(settings.data_dir)
+    console.print(f"new key {ring.current}; re-encrypted {resealed:,} profiles")
+
+
+@app.command("retention")
+@friendly_errors
+def retention() -> None:
+    """Purge events and quarantined payloads older than the retention settings (for cron)."""
+    from personify.platform import build
+    from personify.privacy.retention import purge
+
+    with build() as p:
+        report = purge(p, actor="cli")
+    table = Table("rule or store", "removed", title="retention")
+    for name, count in report.items():
+        table.add_row(name, str(count))
+    console.print(table)

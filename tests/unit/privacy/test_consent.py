@@ -1,0 +1,142 @@
+"""Consent: regional defaults, changes from events, the API and history, one policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.unit.helpers import memory_engine
+
+from personify.api.app import create_app
+from personify.errors import InvalidInput
+from personify.facade import Personify
+from personify.privacy.consent import PURPOSES, changes_in_message, parse_purposes
+
+ADMIN = {"Authorization": "Bearer admin"}
+
+
+@pytest.fixture
+def p() -> Iterator[Personify]:
+    engine, _ = memory_engine()
+    engine.identify(user_id="fr", traits={"country": "FR"}, timestamp="2024-05-01T10:00:00Z")
+    engine.identify(user_id="us", traits={"country": "US"}, timestamp="2024-05-01T10:00:00Z")
+    engine.drain()
+    yield engine
+    engine.close()
+
+
+def test_defaults_follow_the_region(p: Personify) -> None:
+    assert p.privacy is not None
+    fr, us = p.profile_by("user_id", "fr"), p.profile_by("user_id", "us")
+    assert fr["consent"] == dict.fromkeys(PURPOSES, False)  # EU: everything opt-in
+    assert us["consent"]["personalization"] and not us["consent"]["marketing_email"]
+    decision = p.privacy.may("personalization", fr)
+    assert not decision.allowed and "region eu is opt-in" in decision.reason
+
+
+def test_identify_consent_trait_and_consent_event_are_recorded_with_source_and_version(
+    p: Personify,
+) -> None:
+    assert p.privacy is not None
+    p.identify(
+        user_id="fr",
+        traits={"consent": {"personalization": True, "analytics": "yes", "version": "w2"}},
+        timestamp="2024-05-01T11:00:00Z",
+    )
+    p.track(
+        user_id="fr",
+        event="Consent Updated",
+        properties={"purposes": {"marketing_email": True, "bogus": True}, "version": "w3"},
+        timestamp="2024-05-01T12:00:00Z",
+    )
+    p.drain()
+    view = p.profile_by("user_id", "fr")
+    assert view["consent"]["personalization"] and view["consent"]["marketing_email"]
+    assert not view["consent"]["analytics"]  # "yes" is not a boolean: ignored
+    history = p.privacy.consent_store.history([view["profile_id"]])
+    assert [(h["purpose"], h["wording_version"], h["source"]) for h in history] == [
+        ("personalization", "w2", "python"),
+        ("marketing_email", "w3", "python"),
+    ]
+    assert p.privacy.may("personalization", view["profile_id"]).allowed
+
+
+def test_a_later_refusal_wins_and_the_history_keeps_both(p: Personify) -> None:
+    assert p.privacy is not None
+    for at, value in (("2024-05-02T00:00:00Z", True), ("2024-05-03T00:00:00Z", False)):
+        p.track(
+            user_id="us", event="Consent Updated", properties={"profiling": value}, timestamp=at
+        )
+    p.drain()
+    pid = p.lookup("user_id", "us")
+    assert not p.privacy.may("profiling", pid).allowed
+    assert [h["granted"] for h in p.privacy.consent_store.history([pid])] == [True, False]
+    assert p.privacy.consent_check("profiling")([pid, "unknown"]) == set()
+    fr = p.lookup("user_id", "fr")
+    assert p.privacy.consent_check("personalization")([pid, fr]) == {pid}
+
+
+def test_consent_survives_a_merge(p: Personify) -> None:
+    assert p.privacy is not None
+    p.track(
+        anonymous_id="visitor",
+        event="Consent Updated",
+        properties={"personalization": True},
+        timestamp="2024-05-02T00:00:00Z",
+    )
+    p.drain()
+    p.alias(user_id="fr", previous_id="visitor", timestamp="2024-05-02T01:00:00Z")
+    p.drain()
+    survivor = p.lookup("user_id", "fr")
+    assert p.privacy.may("personalization", survivor).allowed
+    assert p.privacy.consent_check("personalization")([survivor]) == {survivor}
+
+
+def test_consent_api_sets_reads_and_validates(p: Personify) -> None:
+    with TestClient(create_app(p)) as client:
+        res = client.post(
+            "/v1/consent",
+            json={"userId": "fr", "purposes": {"marketing_push": True}, "version": "v9"},
+            headers=ADMIN,
+        )
+        assert res.status_code == 200, res.text
+        assert res.json()["consent"]["marketing_push"] is True
+        got = client.get("/v1/consent", params={"userId": "fr"}, headers=ADMIN).json()
+        assert got["region"] == "eu"
+        assert [(h["purpose"], h["source"], h["wording_version"]) for h in got["history"]] == [
+            ("marketing_push", "api", "v9")
+        ]
+        bad = client.post(
+            "/v1/consent",
+            json={"userId": "fr", "purposes": {"spam": True, "analytics": 1}},
+            headers=ADMIN,
+        )
+        assert bad.status_code == 400
+        assert {x["field"] for x in bad.json()["problems"]} == {
+            "purposes.spam",
+            "purposes.analytics",
+        }
+        two = client.post(
+            "/v1/consent",
+            json={"userId": "fr", "email": "a@b.co", "purposes": {"analytics": True}},
+            headers=ADMIN,
+        )
+        assert two.status_code == 400
+        unknown = client.post(
+            "/v1/consent", json={"userId": "ghost", "purposes": {"analytics": True}}, headers=ADMIN
+        )
+        assert unknown.status_code == 404
+        assert p.privacy is not None
+        assert [r["action"] for r in p.privacy.audit.query(action="consent.*")] == ["consent.set"]
+
+
+def test_parsing_rejects_unknown_purposes_and_events_ignore_them() -> None:
+    with pytest.raises(InvalidInput):
+        parse_purposes({}, "purposes")
+    p_ = memory_engine()[0]
+    assert p_.privacy is not None
+    with pytest.raises(InvalidInput):
+        p_.privacy.may("telepathy", "p1")
+    message = {"type": "identify", "traits": {"consent": "yes"}, "timestamp": "t"}
+    assert changes_in_message(message) == []
