@@ -18,8 +18,18 @@ from personify.config import Settings
 from personify.models.registry import ModelRegistry
 from personify.platform import build
 from personify.recs import publish
+from personify.workspace import apply
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
+WORKSPACE = """
+content:
+  picked_for_you:
+    type: product_block
+    attributes: {k: 4}
+    variants: {web: {headline: "Picked for you"}}
+placements:
+  picks: {channel: web, candidates: [picked_for_you], default: picked_for_you}
+"""
 
 
 def messages() -> list[dict[str, object]]:
@@ -77,6 +87,15 @@ def test_three_visitors_get_different_sensible_lists(tmp_path: Path) -> None:
             french = client.get(
                 "/v1/recommendations?anonymous_id=visitor-fr&k=5", headers=AUTH
             ).json()
+            # The decision API serves a product block that the recommender fills.
+            (tmp_path / "ws.yaml").write_text(WORKSPACE)
+            apply(tmp_path / "ws.yaml", engine.stores.definitions, actor="test")
+            body = {"userId": "garden-7", "context": {"channel": "web"}, "placements": ["picks"]}
+            answer = client.post(
+                "/v1/decide", content=orjson.dumps(body), headers={"Authorization": "Bearer admin"}
+            )
+            assert answer.status_code == 200, answer.text
+            [block] = answer.json()["decisions"]
     finally:
         engine.close()
 
@@ -93,3 +112,6 @@ def test_three_visitors_get_different_sensible_lists(tmp_path: Path) -> None:
     assert french["strategy"] == "popular"
     assert french["items"][0]["reason"] == "popular in France"
     assert any(i["id"].startswith("g") for i in french["items"])
+    products = block["content"]["fields"]["products"]
+    assert [p["id"] for p in products] == [i["id"] for i in buyer["items"][:4]]
+    assert any("4 recommended items" in r["message"] for r in block["reasons"])

@@ -31,8 +31,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -49,6 +49,7 @@ from personify.decide.policies.rules import FirstMatchingRule
 from personify.decide.request import enrich_context, unknown_placements
 from personify.decide.templates import RenderError
 from personify.definitions import DefinitionStore
+from personify.errors import PersonifyError
 from personify.profiles.records import iso
 from personify.segments.document import condition_document
 
@@ -145,6 +146,10 @@ def decision_document(
     return doc
 
 
+ProductSource = Callable[[str | None, int, str | None], list[dict[str, Any]]]
+"""``(profile_id or None, k, recommender placement) -> items`` for product blocks."""
+
+
 class DecisionEngine:
     """Decides for placements; safe to call from many threads."""
 
@@ -156,7 +161,10 @@ class DecisionEngine:
         *,
         poll_interval: float = 0.5,
         max_units: int = 100_000,
+        products: ProductSource | None = None,
     ) -> None:
+        # Fills ``product_block`` content with items (the recommender, when one is wired).
+        self.products = products
         self.catalog = LiveCatalog(store, poll_interval)
         self.log = log
         self.clock = clock
@@ -278,6 +286,8 @@ class DecisionEngine:
                 catalog, rules, placement, document, ctx, unit, now.timestamp()
             )
             decision = self._finish(catalog, placement, choice, (*first, *notes), variables)
+            if decision.content_type == "product_block" and decision.rendered is not None:
+                decision = self._fill_products(catalog, decision, profile_id)
             self._remember(decision, profile_id, unit, context, now)
             out.append(decision)
         return out
@@ -349,6 +359,35 @@ class DecisionEngine:
             propensity=choice.propensity,
             reasons=tuple(reasons),
         )
+
+    def _fill_products(
+        self, catalog: Catalog, decision: Decision, profile_id: str | None
+    ) -> Decision:
+        """Put recommended items into a product block (``attributes``: ``k``, ``placement``).
+
+        Without a recommender, or when it cannot answer (no model trained yet), the block
+        keeps its static fields and the reasons say why; the decision never fails for it.
+        """
+        assert decision.content is not None and decision.rendered is not None
+        item = catalog.content[decision.content]
+        attrs = item.attributes
+        k = attrs.get("k", 4)
+        k = k if isinstance(k, int) and 1 <= k <= 50 else 4
+        where = attrs.get("placement") if isinstance(attrs.get("placement"), str) else None
+        reasons = list(decision.reasons)
+        rendered = dict(decision.rendered)
+        if self.products is None:
+            reasons.append(Reason("products", "no recommender is wired; block shown as is"))
+        else:
+            try:
+                items = self.products(profile_id, k, where)
+            except PersonifyError as exc:
+                reasons.append(Reason("products", f"no recommendations: {exc.message}"))
+            else:
+                rendered["products"] = items
+                who = "this person" if profile_id else "an unknown visitor (popular items)"
+                reasons.append(Reason("products", f"{len(items)} recommended items for {who}"))
+        return replace(decision, rendered=rendered, reasons=tuple(reasons))
 
     def _render(
         self,

@@ -62,12 +62,22 @@ class Decider:
         self._own_log = log is None
         self.log = log if log is not None else open_decision_log(personify.settings)
         self.engine = DecisionEngine(
-            self.store, self.log, personify.clock, poll_interval=poll_interval
+            self.store,
+            self.log,
+            personify.clock,
+            poll_interval=poll_interval,
+            products=self._products,
         )
         self.attributor = RewardAttributor(self.log)
         self._known: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._known_max = personify.settings.cache_size
         self._lock = threading.Lock()
+
+    def _products(self, profile_id: str | None, k: int, placement: str | None) -> list[Any]:
+        """Product blocks are filled by the recommender from the model registry."""
+        from personify.recs.serving import recommend_for
+
+        return recommend_for(self.personify, profile_id, k, placement)
 
     def view(self, request: DecideRequest) -> dict[str, Any] | None:
         """The profile view of the person asking, or ``None`` for an unknown visitor."""
