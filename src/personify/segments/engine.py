@@ -273,7 +273,7 @@ class SegmentEngine:
             w.exited += [(seg, pid, at) for seg in current]
             w.due[pid] = None
             return
-        doc = condition_document({**raw, "scores": scores or {}, "segments": sorted(current)})
+        doc: dict[str, Any] | None = None  # built on first need: often nothing is evaluated
         identities = raw.get("identities") or {}
         identities = {**identities, "profile_id": [pid]}
         inside = set(current)
@@ -287,15 +287,19 @@ class SegmentEngine:
                 or (segment.uses_segments and moved)
             ):
                 continue
-            if segment.uses_segments and moved:
-                doc["segments"] = sorted(inside)
-            if segment.behavioural and states.keys().isdisjoint(segment.clauses):
+            empty = segment.behavioural and states.keys().isdisjoint(segment.clauses)
+            if empty:
                 # Only event clauses, none of which has seen an event of this profile: the
                 # answer is the one for an empty history, and nothing is due.
                 member = segment.empty_answer
                 if member == (segment.key in inside):
                     continue
-            else:
+            if doc is None:
+                doc = condition_document({**raw, "scores": scores or {}, "segments": []})
+                doc["segments"] = sorted(inside)
+            elif segment.uses_segments and moved:
+                doc["segments"] = sorted(inside)
+            if not empty:
                 member = evaluate_at(segment, doc, identities, states, now)
             if member and segment.key not in inside:
                 w.entered.append((segment.key, pid, at))
