@@ -96,8 +96,8 @@ _EU_EEA_UK = (  # noqa: SIM905 (a list of 31 quoted codes would be harder to che
 ).split()
 
 
-_DEFAULT_PII = ("email", "phone", "name", "first_name", "last_name", "firstName", "lastName")
-_DEFAULT_PII += ("address", "street", "birthday", "ip")
+_DEFAULT_PII: tuple[str, ...] = ("email", "phone", "name", "first_name", "last_name")
+_DEFAULT_PII += ("firstName", "lastName", "address", "street", "birthday", "ip")
 
 
 class PrivacySettings(_Group):
@@ -165,6 +165,12 @@ class PrivacySettings(_Group):
         description="Data minimization: the only traits kept on ingestion (identify traits "
         "and context.traits); others are dropped and counted. Unset: keep all. 'consent' "
         "is always kept; list email/phone if identities should link by them.",
+    )
+    dp_epsilon: float | None = Field(
+        None,
+        gt=0,
+        description="Epsilon of the Laplace noise on segment sizes released through "
+        "GET /v1/privacy/aggregates/segments (unset: that endpoint is off).",
     )
     retention_days: dict[str, int] = Field(
         default_factory=dict,

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from personify.api.deps import Admin, Analyst, Engine
 from personify.api.keys import actor, privacy_of
-from personify.errors import InvalidInput, Problem, RateLimited
+from personify.errors import InvalidInput, NotFound, Problem, RateLimited
 from personify.privacy.consent import ConsentChange, parse_purposes
 from personify.privacy.subject import SUBJECT_FIELDS, parse_subject, resolve, run_job
 
@@ -177,6 +177,20 @@ async def retention(request: Request, p: Engine) -> dict[str, Any]:
 
     report = await run_in_threadpool(purge, p, None, actor(request))
     return {"removed": report}
+
+
+@router.get("/v1/privacy/aggregates/segments", dependencies=[Analyst])
+def noisy_segment_sizes(p: Engine) -> dict[str, Any]:
+    """Segment sizes with Laplace noise (``privacy.dp_epsilon``), for sharing outside."""
+    from personify.privacy.dp import noisy_counts
+
+    epsilon = p.settings.privacy.dp_epsilon
+    if epsilon is None:
+        raise NotFound(
+            "differentially private aggregates are off",
+            hint="set PERSONIFY_PRIVACY__DP_EPSILON (for example 1.0) and restart",
+        )
+    return {"epsilon": epsilon, "sizes": noisy_counts(p.stores.segments.sizes(), epsilon)}
 
 
 # -- audit ------------------------------------------------------------------------------

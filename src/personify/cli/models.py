@@ -112,6 +112,8 @@ def _train_events(
                 target=target,
                 learner=learner,  # type: ignore[arg-type]
                 progress=_Bars(bars),
+                # profiles only train with profiling consent; a file import has no profiles
+                consent=_profiling_consent() if online_retail is None else None,
             )
     finally:
         con.close()

@@ -279,8 +279,10 @@ class Resolver:
         return None
 
     def take_changes(self) -> ProfileChanges:
-        """Hand over the batch's changes, each changed document serialized once (``encoded``,
-        which the store writes as is)."""
+        """Hand over the batch's changes, each changed document serialized once.
+
+        The bytes go in ``encoded``, which the store writes as is.
+        """
         changes, self.changes = self.changes, ProfileChanges()
         dumps = orjson.dumps
         changes.encoded = {pid: dumps(doc) for pid, doc in changes.profiles.items()}

@@ -15,7 +15,7 @@ Two entry points share one estimator (:class:`CustomerClassifier`):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,9 +141,19 @@ def train_table(
 
 
 def event_dataset(
-    con: Any, source: str, *, cutoff: str, horizon_days: int, target: str
+    con: Any,
+    source: str,
+    *,
+    cutoff: str,
+    horizon_days: int,
+    target: str,
+    consent: Callable[[Iterable[str]], set[str]] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray[Any, Any]]:
-    """Features as of ``cutoff`` and the label over the following ``horizon_days``."""
+    """Features as of ``cutoff`` and the label over the following ``horizon_days``.
+
+    ``consent`` (``ids -> allowed ids``, the profiling consent of issue 6) leaves out the
+    profiles it does not return.
+    """
     if target not in TARGETS:
         raise InvalidInput(
             f"unknown target {target!r}",
@@ -153,6 +163,9 @@ def event_dataset(
     frame = build_features(con, source, as_of=cutoff)
     bought = purchase_labels(con, source, frame.index, cutoff=cutoff, horizon_days=horizon_days)
     labels = bought.to_numpy() if target == "purchase" else 1 - bought.to_numpy()
+    if consent is not None:
+        keep = frame.index.isin(list(consent([str(i) for i in frame.index])))
+        frame, labels = frame[keep], labels[keep]
     return frame, labels.astype(int)
 
 
@@ -168,17 +181,31 @@ def train_events(
     seed: int = 0,
     calibration: Calibration = "none",
     progress: Progress = _quiet,
+    consent: Callable[[Iterable[str]], set[str]] | None = None,
 ) -> TrainingResult:
-    """Time-split training from events; see the module docstring for the protocol."""
+    """Time-split training from events; see the module docstring for the protocol.
+
+    ``consent`` filters both windows' profiles (see :func:`event_dataset`).
+    """
     test_at = pd.Timestamp(cutoff_text(cutoff))
     train_at = test_at - pd.Timedelta(days=horizon_days)
     progress("building features", 0, 2)
     X_train, y_train = event_dataset(
-        con, source, cutoff=train_at.isoformat(), horizon_days=horizon_days, target=target
+        con,
+        source,
+        cutoff=train_at.isoformat(),
+        horizon_days=horizon_days,
+        target=target,
+        consent=consent,
     )
     progress("building features", 1, 2)
     X_test, y_test = event_dataset(
-        con, source, cutoff=test_at.isoformat(), horizon_days=horizon_days, target=target
+        con,
+        source,
+        cutoff=test_at.isoformat(),
+        horizon_days=horizon_days,
+        target=target,
+        consent=consent,
     )
     progress("building features", 2, 2)
     for name, labels in (("training", y_train), ("evaluation", y_test)):

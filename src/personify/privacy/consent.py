@@ -282,8 +282,8 @@ class ConsentPolicy:
         """Whether ``purpose`` may use this profile (a view or document, or a profile id)."""
         check_purpose(purpose)
         doc = self._profile(profile)
-        if doc is None:
-            return Decision(False, f"{purpose}: no such profile, so no consent")
+        if doc is None:  # events of a profile the store does not hold: no region known
+            doc = {"profile_id": str(profile)}
         latest = self.store.latest(_ids(doc)).get(purpose)
         if latest is not None:
             verb = "granted" if latest["granted"] else "refused"
@@ -307,9 +307,7 @@ class ConsentPolicy:
             chunk = ids[i : i + 1000]
             docs = self._live_docs(chunk)
             for pid in chunk:
-                doc = docs.get(pid)
-                if doc is None:
-                    continue
+                doc = docs.get(pid) or {"profile_id": pid}  # unknown: the default region
                 found = [latest[x] for x in _ids(doc) if x in latest]
                 if max(found)[1] if found else self._default(self.region(doc), purpose):
                     out.add(pid)

@@ -14,8 +14,8 @@ from personify.privacy.consent import ConsentPolicy, ConsentStore, check_purpose
 
 def consent_check(settings: Settings, purpose: str) -> Callable[[Iterable[str]], set[str]]:
     """``ids -> the ids purpose may use`` on the embedded stores (the ``consent=`` argument
-    of model scoring). With the memory state backend no profile outlives its process, so
-    none is known here and every id is refused."""
+    of model scoring). Ids the profile store does not hold get the default region's default.
+    With the memory state backend nothing outlives its process: every id is refused."""
     check_purpose(purpose)
 
     def check(ids: Iterable[str]) -> set[str]:

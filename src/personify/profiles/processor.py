@@ -179,8 +179,8 @@ class Processor:
             return len(records)
 
     def _process(self, records: list[LogRecord]) -> None:
-        # The hot loop: about 20,000 messages a second go through here, so it binds what it
-        # calls to locals and reads the clock once per batch.
+        # The hot loop (ingestion aims at 20,000 messages a second): it binds what it calls
+        # to locals and reads the clock once per batch.
         resolver = self._resolver
         loads = orjson.loads
         messages = [loads(r.payload) for r in records]

@@ -229,9 +229,11 @@ class WorkerProcess:
 
 
 def _warm_up() -> None:
-    """Pay one-off lazy start-up costs now rather than on the first events (and before the
-    heap is frozen): ua-parser compiles its rules on first use, and pyarrow imports pandas
-    the first time it builds an array (together about a second of CPU)."""
+    """Pay one-off lazy start-up costs before the first events and before the heap freezes.
+
+    ua-parser compiles its rules on first use, and pyarrow imports pandas the first time it
+    builds an array: together about a second of CPU that the first batch would otherwise pay.
+    """
     import pyarrow as pa
 
     from personify.events.enrich import event_fields

@@ -65,4 +65,3 @@ def test_without_personalization_consent_only_the_anonymous_answer_is_served(
     assert isinstance(reasons, list) and reasons[0]["type"] == "consent"
     assert "personalization" in reasons[0]["message"]
     assert all(r["type"] != "consent" for r in allowed["reasons"])  # type: ignore[union-attr]
-

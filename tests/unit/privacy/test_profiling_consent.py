@@ -20,4 +20,10 @@ def test_consent_check_on_the_data_directory(tmp_path: Path) -> None:
         p.drain()
         ids = {u: p.lookup("user_id", u) for u in ("us", "fr", "fr-yes", "us-no")}
     check = consent_check(settings, "profiling")
-    assert check([*ids.values(), "p_unknown"]) == {ids["us"], ids["fr-yes"]}
+    assert check([*ids.values(), "p_unknown"]) == {ids["us"], ids["fr-yes"], "p_unknown"}
+    eu_only = Settings(
+        data_dir=tmp_path / "d", privacy={"consent_defaults": {"default": {"profiling": False}}}
+    )
+    assert consent_check(eu_only, "profiling")([ids["us"], "p_unknown", ids["fr-yes"]]) == {
+        ids["fr-yes"]
+    }
