@@ -178,6 +178,14 @@ class PrivacySettings(_Group):
         'message, e.g. {"Product Viewed": 90, "*": 730}. Empty: kept forever. '
         "Applied by `personify privacy retention` or POST /v1/privacy/retention.",
     )
+    decision_retention_days: int | None = Field(
+        None, ge=1, description="Days decisions (and their rewards) are kept (unset: forever)."
+    )
+    retention_interval_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How often the server applies the retention periods (first run at start).",
+    )
     quarantine_retention_days: int | None = Field(
         None, ge=1, description="Days quarantined messages keep their payload (unset: forever)."
     )

@@ -109,6 +109,8 @@ class Personify:
         self.processor.start()
         if self.segment_engine is not None:
             self.segment_engine.start()
+        if self.privacy is not None:  # the retention schedule (when periods are set)
+            self.privacy.start(self)
 
     def drain(self, timeout: float = 600.0) -> None:
         """Process everything accepted so far (in the calling thread if not started)."""

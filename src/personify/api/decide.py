@@ -14,6 +14,7 @@ from personify.api.deps import Analyst, Engine, basic_username, bearer_caller
 from personify.decide.request import parse_request
 from personify.decide.service import Decider
 from personify.errors import Forbidden, InvalidInput, PayloadTooLarge, Problem
+from personify.experiments.serving import attach
 from personify.profiles.records import iso
 
 MAX_BODY = 65_536
@@ -29,6 +30,8 @@ def decider(request: Request) -> Decider:
             found = getattr(state, "decider", None)
             if found is None:
                 found = Decider(state.personify)
+                # experiments and bandits on placements are policies of this decider
+                found.experiments = attach(found)  # type: ignore[attr-defined]
                 # flush the decision log when the engine goes away (or at exit)
                 weakref.finalize(state.personify, found.close)
                 state.decider = found

@@ -63,11 +63,13 @@ def decide(
     from personify.config import Settings
     from personify.decide.log import DecisionLog
     from personify.decide.service import Decider
+    from personify.experiments.serving import attach
     from personify.platform import build
 
     # Deciding never reads the event store, and a running server holds events.duckdb.
     with build(Settings(event_store_backend="memory")) as p:
         decider = Decider(p, log=None if log else DecisionLog(None))
+        attach(decider, background_sync=False)  # experiments and bandits decide too
         try:
             decisions = decider.decide(
                 placements=placement,

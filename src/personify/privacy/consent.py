@@ -9,8 +9,9 @@ Consent arrives three ways, all recorded here:
 
 - the API (``POST /v1/consent``) and the CLI, with the source ``api`` or ``cli``;
 - an ``identify`` whose traits hold a ``consent`` object, for example
-  ``{"consent": {"marketing_email": true, "analytics": false, "version": "2026-03"}}``
-  (importers that emit identify messages, such as the customers CSV, carry it the same way);
+  ``{"consent": {"marketing_email": true, "analytics": false, "version": "2026-03"}}``, or
+  flat ``consent_<purpose>`` traits (true/false, yes/no, 1/0) and ``consent_version``, which
+  is how a customer table imported with ``personify import customers`` carries them;
 - a ``Consent Updated`` track event from a consent-management platform, with
   ``properties: {"purposes": {"personalization": false}, "version": "2026-03"}`` (the
   purposes may also be given directly as properties).
@@ -112,6 +113,8 @@ def changes_in_message(message: Mapping[str, Any]) -> list[ConsentChange]:
     if message.get("type") == "identify":
         traits = message.get("traits")
         raw = traits.get("consent") if isinstance(traits, Mapping) else None
+        if raw is None and isinstance(traits, Mapping):
+            raw = _flat_consent(traits)
     elif message.get("type") == "track" and message.get("event") == CONSENT_EVENT:
         props = message.get("properties")
         if isinstance(props, Mapping):
@@ -129,6 +132,27 @@ def changes_in_message(message: Mapping[str, Any]) -> list[ConsentChange]:
         for k, v in raw.items()
         if k in PURPOSES and isinstance(v, bool)
     ]
+
+
+_YES = {"true", "yes", "y", "1", "granted", "opt-in", "opt_in"}
+_NO = {"false", "no", "n", "0", "refused", "denied", "opt-out", "opt_out"}
+
+
+def _flat_consent(traits: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Consent as flat columns, as imports of customer tables carry it:
+    ``consent_<purpose>`` with true/false, yes/no or 1/0, and ``consent_version``."""
+    out: dict[str, Any] = {}
+    for purpose in PURPOSES:
+        value = traits.get(f"consent_{purpose}")
+        if isinstance(value, bool):
+            out[purpose] = value
+        elif isinstance(value, int | float | str):
+            text = str(value).strip().lower()
+            if text in _YES or text in _NO:
+                out[purpose] = text in _YES
+    if out and traits.get("consent_version") is not None:
+        out["version"] = traits["consent_version"]
+    return out or None
 
 
 class ConsentStore:

@@ -11,6 +11,7 @@ Run it from cron or a scheduler: ``personify privacy retention`` or
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from personify.profiles.records import iso
 if TYPE_CHECKING:
     from personify.facade import Personify
 
-_SCRUBBED = ("log.sqlite", "quarantine.sqlite")
+_SCRUBBED = ("log.sqlite", "quarantine.sqlite", "decisions.sqlite")
 
 
 def check_rules(rules: dict[str, int]) -> None:
@@ -59,6 +60,7 @@ def purge(p: Personify, now: datetime | None = None, actor: str = "retention") -
         removed += ids
     report["log_messages"] = p.stores.log.redact(removed) if removed else 0
     report["quarantined"] = _expire_quarantine(p, now, conf.quarantine_retention_days)
+    report["decisions"] = _expire_decisions(p, now, conf.decision_retention_days)
     if any(report.values()) and p.settings.state_backend == "sqlite" and conf.vacuum_after_erase:
         for name in _SCRUBBED:
             scrub(p.settings.data_dir / name)
@@ -85,3 +87,30 @@ def _expire_quarantine(p: Personify, now: datetime, days: int | None) -> int:
     for item_id in expired:
         store.update(item_id, status="expired", payload={}, problems=[], reason="retention")
     return len(expired)
+
+
+def _expire_decisions(p: Personify, now: datetime, days: int | None) -> int:
+    """Delete decisions older than ``days`` and their rewards (``decisions.sqlite``)."""
+    path = p.settings.data_dir / "decisions.sqlite"
+    if days is None or p.settings.state_backend != "sqlite" or not path.exists():
+        return 0
+    p.stores.decisions.flush()
+    cutoff = iso(now - timedelta(days=days))
+    con = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+    try:
+        con.execute("PRAGMA secure_delete=ON")
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute(
+                "DELETE FROM rewards WHERE decision_id IN "
+                "(SELECT decision_id FROM decisions WHERE at < ?)",
+                (cutoff,),
+            )
+            removed = con.execute("DELETE FROM decisions WHERE at < ?", (cutoff,)).rowcount
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return int(removed)
+    finally:
+        con.close()

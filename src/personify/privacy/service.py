@@ -8,9 +8,11 @@ and every consent question goes through :meth:`Privacy.may`.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from personify.config import Settings
 from personify.privacy.audit import AuditLog
@@ -28,6 +30,10 @@ from personify.privacy.secret import load_secret, pseudonym
 from personify.privacy.suppression import SuppressionList
 from personify.storage.ports import ProfileStore
 
+if TYPE_CHECKING:
+    from personify.facade import Personify
+
+log = logging.getLogger(__name__)
 FILES = ("keys.sqlite", "consent.sqlite", "suppression.sqlite", "audit.sqlite", "jobs.sqlite")
 
 
@@ -57,6 +63,9 @@ class Privacy:
         allow = conf.trait_allowlist
         self._allowed_traits = None if allow is None else frozenset([*allow, "consent"])
         self.dropped_traits = 0
+        self._retention: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.last_retention_error: str | None = None
 
     def gate(self, msg: dict[str, Any]) -> bool:
         """The collector's privacy check for each valid message, before it is stored.
@@ -80,6 +89,29 @@ class Privacy:
                     self.dropped_traits += len(extra)
         return False
 
+    def start(self, engine: Personify) -> None:
+        """Start the retention schedule if any retention period is set (the server does)."""
+        conf = self.settings.privacy
+        wanted = conf.retention_days or conf.quarantine_retention_days
+        if not (wanted or conf.decision_retention_days) or self._retention is not None:
+            return
+        self._stop.clear()
+        self._retention = threading.Thread(
+            target=self._retain, args=(engine,), name="privacy-retention", daemon=True
+        )
+        self._retention.start()
+
+    def _retain(self, engine: Personify) -> None:
+        from personify.privacy.retention import purge
+
+        while not self._stop.is_set():
+            try:
+                purge(engine)
+            except Exception as exc:  # kept for /v1/audit; the next run tries again
+                self.last_retention_error = repr(exc)
+                log.exception("retention run failed")
+            self._stop.wait(self.settings.privacy.retention_interval_s)
+
     def may(self, purpose: str, profile: Mapping[str, Any] | str) -> Decision:
         """May ``purpose`` use this profile now? (The one consent question; see consent.py.)"""
         return self.consent.may(purpose, profile)
@@ -93,6 +125,10 @@ class Privacy:
         return pseudonym(self.secret, kind, value)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._retention is not None:
+            self._retention.join(timeout=30)
+            self._retention = None
         for store in (self.keys, self.consent_store, self.suppression, self.audit, self.jobs):
             store.close()
 

@@ -131,7 +131,7 @@ def resolve(p: Personify, kind: str, value: str) -> Person:
         pid = p.lookup(kind, value)
     except NotFound:
         return person
-    doc = p._live(pid)
+    doc = p.profile(pid)  # the live profile's view: identities and merged_from
     person.doc = doc
     person.profile_ids = [str(doc["profile_id"]), *(str(x) for x in doc.get("merged_from", []))]
     for k, values in (doc.get("identities") or {}).items():

@@ -53,7 +53,8 @@ RATES = {
 
 class Site:
     def __init__(self, tmp_path: Path, experiment_type: str, weights: tuple[float, float]) -> None:
-        self.p, self.clock = memory_engine()
+        # simulated traffic is far above the per-key rate limit meant for real clients
+        self.p, self.clock = memory_engine(privacy={"rate_per_second": 1e6, "rate_burst": 10**6})
         self.decider = Decider(self.p, poll_interval=0.0)
         self.p.processor.add_observer(self.decider.attributor)
         self.service: ExperimentService = attach(

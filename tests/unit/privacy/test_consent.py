@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -141,3 +142,32 @@ def test_parsing_rejects_unknown_purposes_and_events_ignore_them() -> None:
         p_.privacy.may("telepathy", "p1")
     message = {"type": "identify", "traits": {"consent": "yes"}, "timestamp": "t"}
     assert changes_in_message(message) == []
+
+
+def test_consent_columns_of_a_customer_import_are_recorded(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from personify.cli.main import app
+    from personify.config import Settings
+    from personify.platform import build
+
+    table = tmp_path / "customers.csv"
+    table.write_text(
+        "id,email,consent_marketing_email,consent_profiling,consent_version\n"
+        "c1,c1@example.com,yes,0,2026-01\n"
+        "c2,c2@example.com,maybe,,\n"
+    )
+    env = {"PERSONIFY_DATA_DIR": str(tmp_path / "d"), "PERSONIFY_WRITE_KEYS": "wk"}
+    done = CliRunner().invoke(app, ["import", "customers", str(table)], env=env)
+    assert done.exit_code == 0, done.output
+    with build(Settings(data_dir=tmp_path / "d")) as p:
+        p.drain()
+        assert p.privacy is not None
+        c1 = p.lookup("user_id", "c1")
+        history = p.privacy.consent_store.history([c1])
+        assert {(h["purpose"], h["granted"], h["wording_version"]) for h in history} == {
+            ("marketing_email", True, "2026-01"),
+            ("profiling", False, "2026-01"),
+        }
+        assert history[0]["source"].startswith("import")
+        assert p.privacy.consent_store.history([p.lookup("user_id", "c2")]) == []
