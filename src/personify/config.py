@@ -137,10 +137,12 @@ class PrivacySettings(_Group):
         description="Region name -> ISO country codes (read from the trait 'country' or "
         "'address.country').",
     )
+    # A write key is shared by every browser of a site, so the default leaves room for a
+    # busy one; lower it for keys handed to less trusted parties.
     rate_per_second: float = Field(
-        100.0, description="Requests per second each key may send to the public endpoints."
+        1000.0, description="Requests per second each key may send to the public endpoints."
     )
-    rate_burst: int = Field(200, description="Requests a key may send at once (bucket size).")
+    rate_burst: int = Field(2000, description="Requests a key may send at once (bucket size).")
     encrypt_pii: bool = Field(
         False,
         description="Seal PII and sensitive trait values and email/phone identities in the "
