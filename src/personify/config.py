@@ -96,6 +96,7 @@ _EU_EEA_UK = (  # noqa: SIM905 (a list of 31 quoted codes would be harder to che
 ).split()
 
 
+_MINIMAL_PROPERTIES = ("revenue", "total", "currency", "order_id", "product_id", "decision_id")
 _DEFAULT_PII: tuple[str, ...] = ("email", "phone", "name", "first_name", "last_name")
 _DEFAULT_PII += ("firstName", "lastName", "address", "street", "birthday", "ip")
 
@@ -173,6 +174,11 @@ class PrivacySettings(_Group):
         gt=0,
         description="Epsilon of the Laplace noise on segment sizes released through "
         "GET /v1/privacy/aggregates/segments (unset: that endpoint is off).",
+    )
+    minimal_properties: list[str] = Field(
+        default_factory=lambda: list(_MINIMAL_PROPERTIES),
+        description="What an event keeps of its properties when its own consent context "
+        "refuses analytics (context.consent.categoryPreferences.analytics = false).",
     )
     retention_days: dict[str, int] = Field(
         default_factory=dict,

@@ -50,10 +50,6 @@ def build_stores(settings: Settings, *, event_store: EventStore | None = None) -
         definitions = MemoryDefinitionStore()
         segments = SegmentStore(None)
         scores = MemoryScoreStore()
-    if settings.privacy.encrypt_pii:
-        from personify.privacy.pii import protect
-
-        profiles = protect(profiles, settings)
     if event_store is not None:
         events: EventStore = event_store
     elif settings.event_store_backend == "duckdb":
@@ -62,7 +58,7 @@ def build_stores(settings: Settings, *, event_store: EventStore | None = None) -
         events = DuckDbEventStore(data / "events.duckdb")
     else:
         events = memory.MemoryEventStore()
-    return Stores(
+    stores = Stores(
         log=log,
         profiles=profiles,
         events=events,
@@ -73,6 +69,11 @@ def build_stores(settings: Settings, *, event_store: EventStore | None = None) -
         scores=scores,
         decisions=DecisionLog(None if memory_state else data / "decisions.sqlite"),
     )
+    if settings.privacy.encrypt_pii:
+        from personify.privacy.pii import protect
+
+        protect(stores, settings)  # seal PII in profiles, the log, events and quarantine
+    return stores
 
 
 def build(

@@ -150,10 +150,13 @@ def audit(
 @friendly_errors
 def rotate_key(
     retire: bool = typer.Option(
-        True, help="Drop the old keys once every value is sealed with the new one."
+        False,
+        help="Then drop the old keys. Only safe once no stored message is sealed with them: "
+        "the log, events and quarantine are not re-sealed (retention ages them out).",
     ),
 ) -> None:
-    """Add a new PII key, re-encrypt every profile with it, then retire the old keys.
+    """Add a new PII key and re-encrypt every profile with it (old keys are kept to read
+    older messages unless --retire).
 
     Run it while the server is stopped (it rewrites whole profile documents).
     """

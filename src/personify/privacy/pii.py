@@ -32,10 +32,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from personify.config import Settings
 from personify.errors import Unavailable
-from personify.storage.ports import ProfileStore
 
 if TYPE_CHECKING:
-    from personify.privacy.encrypted_store import EncryptedProfileStore
+    from personify.facade import Stores
 
 PREFIX = "enc:1:"
 KEY_FILE = "pii.keys"
@@ -163,14 +162,26 @@ def is_sealed(value: object) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
-def protect(store: ProfileStore, settings: Settings) -> EncryptedProfileStore:
-    """Wrap a profile store so PII is sealed at rest (``privacy.encrypt_pii``)."""
+def protect(stores: Stores, settings: Settings) -> None:
+    """Wrap the stores that hold personal data so PII is sealed at rest
+    (``privacy.encrypt_pii``): profiles, the event log, the event store, the quarantine."""
     from personify.privacy.encrypted_store import EncryptedProfileStore
+    from personify.privacy.sealing import (
+        MessageSealer,
+        SealingEventLog,
+        SealingEventStore,
+        SealingQuarantine,
+    )
     from personify.privacy.secret import load_secret
 
     conf = settings.privacy
     data = settings.data_dir if settings.state_backend == "sqlite" else None
     cipher = FieldCipher(load_keyring(conf.pii_key, data))
-    return EncryptedProfileStore(
-        store, cipher, load_secret(conf.secret, data), [*conf.pii_traits, *conf.sensitive_traits]
+    protected = [*conf.pii_traits, *conf.sensitive_traits]
+    stores.profiles = EncryptedProfileStore(
+        stores.profiles, cipher, load_secret(conf.secret, data), protected
     )
+    sealer = MessageSealer(cipher, protected)
+    stores.log = SealingEventLog(stores.log, sealer)
+    stores.events = SealingEventStore(stores.events, sealer)
+    stores.quarantine = SealingQuarantine(stores.quarantine, sealer)

@@ -63,9 +63,9 @@ class Privacy:
         allow = conf.trait_allowlist
         self._allowed_traits = None if allow is None else frozenset([*allow, "consent"])
         self.dropped_traits = 0
+        self.minimized = 0
         self._retention: threading.Thread | None = None
         self._stop = threading.Event()
-        self.last_retention_error: str | None = None
 
     def gate(self, msg: dict[str, Any]) -> bool:
         """The collector's privacy check for each valid message, before it is stored.
@@ -76,6 +76,8 @@ class Privacy:
         """
         if self.suppression.matches(msg):
             return True
+        if analytics_refused(msg):
+            self._minimize(msg)
         if self._allowed_traits is not None:
             context = msg.get("context")
             for traits in (
@@ -107,10 +109,28 @@ class Privacy:
         while not self._stop.is_set():
             try:
                 purge(engine)
-            except Exception as exc:  # kept for /v1/audit; the next run tries again
-                self.last_retention_error = repr(exc)
+            except Exception as exc:  # recorded; the next run tries again
                 log.exception("retention run failed")
+                self.audit.record(
+                    "retention", "privacy.retention.failed", None, {"error": repr(exc)}
+                )
             self._stop.wait(self.settings.privacy.retention_interval_s)
+
+    def _minimize(self, msg: dict[str, Any]) -> None:
+        """Keep only the minimal form of an event whose consent refuses analytics: no
+        context but the consent itself, only ``privacy.minimal_properties``, and the
+        anonymous id replaced by its pseudonym (stable, so the visit still holds together)."""
+        context = msg.get("context")
+        consent = context.get("consent") if isinstance(context, dict) else None
+        msg["context"] = {"consent": consent}
+        props = msg.get("properties")
+        if isinstance(props, dict):
+            keep = set(self.settings.privacy.minimal_properties)
+            msg["properties"] = {k: v for k, v in props.items() if k in keep}
+        anon = msg.get("anonymousId")
+        if isinstance(anon, str) and not anon.startswith("pseudo:"):
+            msg["anonymousId"] = "pseudo:" + self.pseudonym("anonymous_id", anon)[:32]
+        self.minimized += 1
 
     def may(self, purpose: str, profile: Mapping[str, Any] | str) -> Decision:
         """May ``purpose`` use this profile now? (The one consent question; see consent.py.)"""
@@ -131,6 +151,21 @@ class Privacy:
             self._retention = None
         for store in (self.keys, self.consent_store, self.suppression, self.audit, self.jobs):
             store.close()
+
+
+def analytics_refused(msg: Mapping[str, Any]) -> bool:
+    """Whether a message's own consent context refuses analytics: Segment's consent
+    object ``context.consent.categoryPreferences`` (or ``purposes``) with
+    ``analytics: false``, as consent-management platforms attach to every event."""
+    context = msg.get("context")
+    consent = context.get("consent") if isinstance(context, Mapping) else None
+    if not isinstance(consent, Mapping):
+        return False
+    for key in ("categoryPreferences", "purposes"):
+        prefs = consent.get(key)
+        if isinstance(prefs, Mapping) and prefs.get("analytics") is False:
+            return True
+    return False
 
 
 class ConsentObserver:

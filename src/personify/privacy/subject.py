@@ -31,6 +31,7 @@ import orjson
 from personify.errors import InvalidInput, NotFound, PersonifyError, Problem
 from personify.identity.normalize import normalize_email, normalize_phone
 from personify.privacy.db import scrub
+from personify.privacy.pii import classify
 
 if TYPE_CHECKING:
     from personify.facade import Personify
@@ -154,10 +155,17 @@ def export(p: Personify, kind: str, value: str) -> dict[str, Any]:
             message.pop("_meta", None)
             row["message"] = message
     assert p.privacy is not None
+    profile = p.profile(ids[0])
+    conf = p.settings.privacy
     return {
         "found": True,
         "subject": {kind: value},
-        "profile": p.profile(ids[0]),
+        "profile": profile,
+        # how each trait is treated (pii and sensitive ones are sealed at rest when enabled)
+        "trait_classes": {
+            name: classify(name, conf.pii_traits, conf.sensitive_traits)
+            for name in profile.get("traits") or {}
+        },
         "identities": person.doc.get("identities") if person.doc else {},
         "events": events,
         "consent_history": p.privacy.consent_store.history(ids),

@@ -84,12 +84,6 @@ class SuppressionList:
             self._set.update(r[0] for r in rows)
         return len(rows)
 
-    def refresh(self) -> None:
-        """Reload from the file (another process may have added pseudonyms)."""
-        found = {row[0] for row in self._db.query("SELECT pseudonym FROM suppressed")}
-        with self._lock:
-            self._set = found
-
     def __len__(self) -> int:
         return len(self._set)
 

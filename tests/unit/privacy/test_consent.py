@@ -171,3 +171,24 @@ def test_consent_columns_of_a_customer_import_are_recorded(tmp_path: Path) -> No
         }
         assert history[0]["source"].startswith("import")
         assert p.privacy.consent_store.history([p.lookup("user_id", "c2")]) == []
+
+
+def test_events_whose_consent_refuses_analytics_are_kept_minimal() -> None:
+    p, _ = memory_engine()
+    refused = {"consent": {"categoryPreferences": {"analytics": False, "advertising": True}}}
+    p.track(
+        anonymous_id="visitor-9",
+        event="Order Completed",
+        properties={"revenue": 30, "order_id": "o1", "coupon": "SPRING", "email": "x@y.co"},
+        context={**refused, "ip": "203.0.113.9", "userAgent": "Mozilla/5.0"},
+    )
+    p.track(anonymous_id="visitor-9", event="Order Completed", properties={"revenue": 5})
+    p.drain()
+    assert p.privacy is not None and p.privacy.minimized == 1
+    [stored] = [
+        r for r in p.stores.log.read(0, 10) if b"203.0.113.9" in r.payload or b"o1" in r.payload
+    ]
+    assert b"203.0.113.9" not in stored.payload and b"SPRING" not in stored.payload
+    assert b"visitor-9" not in stored.payload and b'"revenue":30' in stored.payload
+    # the minimized event lives on a pseudonymous profile; the consented one on the visitor's
+    assert p.profile_by("anonymous_id", "visitor-9")["computed"]["revenue"] == 5.0

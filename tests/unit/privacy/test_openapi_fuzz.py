@@ -37,6 +37,7 @@ def _allowed(method: str, path: str) -> frozenset[str] | None:
 @settings(
     max_examples=8,
     derandomize=True,  # the same cases every run (CI must not flake)
+    database=None,  # and no .hypothesis folder left in the work tree
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.e2e.test_privacy_erasure import search
 
 from personify.config import Settings
 from personify.errors import Unavailable
@@ -38,8 +39,11 @@ def _ingest(settings: Settings) -> None:
             anonymous_id="anon-n1",
             traits={"email": EMAIL, "phone": PHONE, "name": NAME, "plan": "pro"},
         )
+        p.track(user_id="u-nora", event="Order Completed", properties={"email": EMAIL})
+        p.ingest([{"type": "identify", "traits": {"email": EMAIL, "phone": PHONE}}], "crm")
         p.drain()
         assert p.stores.profiles.count() == 1
+        assert p.stores.quarantine.count() == 1  # no userId: quarantined, with the PII
 
 
 def _state_bytes(data: Path) -> bytes:
@@ -48,12 +52,21 @@ def _state_bytes(data: Path) -> bytes:
     )
 
 
-def test_profiles_read_plain_but_the_state_file_holds_no_pii(tmp_path: Path) -> None:
+def _all_bytes(data: Path) -> bytes:
+    return b"".join(f.read_bytes().lower() for f in sorted(data.rglob("*")) if f.is_file())
+
+
+def test_reads_are_plain_but_no_file_of_the_data_directory_holds_pii(tmp_path: Path) -> None:
     settings = _settings(tmp_path / "d")
     _ingest(settings)
-    raw = _state_bytes(tmp_path / "d")
+    raw = _all_bytes(tmp_path / "d")
     assert raw and not [s for s in PLAIN if s.lower() in raw]
-    assert b"pro" in raw  # ordinary traits stay readable (and the search works)
+    # and no table column of any SQLite or DuckDB file, read through SQL, holds them
+    for needle in PLAIN:
+        assert search(tmp_path / "d", needle.decode()) == [], needle
+    found = search(tmp_path / "d", "u-nora")  # the search does find what is stored
+    assert any(h.startswith("events.duckdb:") for h in found)
+    assert any(h.startswith("log.sqlite:") for h in found)
     with build(settings) as p:
         pid = p.lookup("email", EMAIL)
         assert p.lookup("phone", "415 555 0199") == pid == p.lookup("anonymous_id", "anon-n2")
@@ -61,6 +74,11 @@ def test_profiles_read_plain_but_the_state_file_holds_no_pii(tmp_path: Path) -> 
         assert view["traits"]["email"]["value"] == EMAIL
         assert view["traits"]["name"]["value"] == NAME
         assert view["identities"]["email"] == ["nora.vex@example.com"]
+        timeline = p.timeline(pid)
+        assert {e["properties"].get("email") for e in timeline} >= {EMAIL}
+        assert {e["traits"].get("phone") for e in timeline} >= {PHONE}
+        [item] = p.quarantined()
+        assert item["payload"]["traits"] == {"email": EMAIL, "phone": PHONE}
 
 
 def test_without_the_keyring_nothing_can_be_read(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ def test_export_returns_everything_about_the_person(client: TestClient, engine: 
     assert len(result["events"]) == 4
     assert result["scores"][pid]["churn"]["value"] == 0.4
     assert "consent" in result["profile"]
+    assert result["trait_classes"] == {"email": "pii", "phone": "pii"}
     # the job can be read again; its stored summary holds counts, not data
     again = client.get(f"/v1/privacy/jobs/{job['job_id']}", headers=ADMIN).json()
     assert again["summary"] == {"found": True, "events": 4, "profiles": 1}
