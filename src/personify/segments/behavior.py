@@ -110,6 +110,9 @@ class Clause:
     def __init__(self, spec: Mapping[str, Any]) -> None:
         self.spec = dict(spec)
         self.id = _clause_id(self.kind, self.spec)
+        # Where the state lives: clauses that keep the same state share it (sequences that
+        # differ only in ``within`` keep the same two timestamps).
+        self.state_id = self.id
 
     def filters(self) -> list[EventFilter]:
         return []
@@ -259,6 +262,9 @@ class Sequence(Clause):
         self.first = _filter(spec["first"])
         self.then = _filter(spec["notFollowedBy"])
         self.within = parse_duration(spec["within"])
+        self.state_id = _clause_id(
+            self.kind, {"first": spec["first"], "notFollowedBy": spec["notFollowedBy"]}
+        )
 
     def filters(self) -> list[EventFilter]:
         return [self.first, self.then]

@@ -64,6 +64,8 @@ class Segment:
     # answer is ``empty_answer`` whatever the profile or the time.
     behavioural: bool = False
     empty_answer: bool = False
+    # The states the clauses read (clauses that keep the same state share one).
+    state_ids: frozenset[str] = frozenset()
 
     def matches(self, doc: Mapping[str, Any], identities: Mapping[str, list[str]]) -> bool:
         if self.kind == "static":
@@ -299,6 +301,7 @@ def compile_segment(body: Mapping[str, Any], version: int = 0) -> Segment:
         deps=deps,
         behavioural=behavioural,
         empty_answer=empty,
+        state_ids=frozenset(c.state_id for c in parsed.clauses.values()),
         **common,
     )
 
@@ -327,11 +330,11 @@ def evaluate_at(
     states: Mapping[str, dict[str, Any]],
     now: datetime,
 ) -> bool:
-    """Whether a profile is in the segment at ``now`` (clause states by clause id)."""
+    """Whether a profile is in the segment at ``now`` (clause states by state id)."""
     if not segment.clauses:
         return segment.matches(doc, identities)
-    if segment.clauses:
-        doc[FLAG_ROOT] = {
-            cid: clause.holds(states.get(cid), doc, now) for cid, clause in segment.clauses.items()
-        }
+    doc[FLAG_ROOT] = {
+        cid: clause.holds(states.get(clause.state_id), doc, now)
+        for cid, clause in segment.clauses.items()
+    }
     return segment.matches(doc, identities)

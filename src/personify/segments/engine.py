@@ -98,6 +98,7 @@ class SegmentEngine:
         self.segments: dict[str, Segment] = {}
         self._order: list[Segment] = []
         self._clauses: dict[str, Clause] = {}
+        self._owners: dict[str, Clause] = {}
         self._by_event: dict[str | None, list[Clause]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -134,8 +135,10 @@ class SegmentEngine:
         # Segments that read other segments' memberships are evaluated after the others.
         self._order = sorted(segments.values(), key=lambda s: (s.uses_segments, s.key))
         self._clauses = {cid: c for s in segments.values() for cid, c in s.clauses.items()}
+        # One clause per state: clauses sharing a state update it once per event.
+        self._owners = {c.state_id: c for c in self._clauses.values()}
         by_event: dict[str | None, list[Clause]] = defaultdict(list)
-        for clause in self._clauses.values():
+        for clause in self._owners.values():
             for f in clause.filters():
                 for name in f.names or {None}:
                     if clause not in by_event[name]:
@@ -161,11 +164,11 @@ class SegmentEngine:
         if t - self._checked < self._poll:
             return set()
         self._checked = t
-        before = set(self._clauses)
+        before = set(self._owners)
         changed = self.reload()
-        return {cid for k in changed if k in self.segments for cid in self.segments[k].clauses} | (
-            set(self._clauses) - before
-        )
+        return {
+            sid for k in changed if k in self.segments for sid in self.segments[k].state_ids
+        } | (set(self._owners) - before)
 
     # -- the observer ---------------------------------------------------------------------
     def checkpoint(self) -> int:
@@ -213,7 +216,7 @@ class SegmentEngine:
         """
         pids = list(by_profile)
         now = self._clock.now()
-        cids = list(self._clauses)
+        cids = list(self._owners)
         states = self.store.states(pids, cids)
         members = self.store.memberships(pids)
         dues = self.store.dues(pids) if full is not None else {}
@@ -229,14 +232,14 @@ class SegmentEngine:
                 if changed is not None:
                     changed |= _changed_fields(message)
                 for clause in self._relevant(message):
-                    if skip and clause.id in skip:
+                    if skip and clause.state_id in skip:
                         continue
-                    state = mine.setdefault(clause.id, {})
+                    state = mine.setdefault(clause.state_id, {})
                     if clause.update(state, message):
                         if isinstance(clause, EventAggregate):
                             clause.prune(state, now)
-                        w.states[(pid, clause.id)] = state
-                        updated.add(clause.id)
+                        w.states[(pid, clause.state_id)] = state
+                        updated.add(clause.state_id)
             self._decide(
                 pid,
                 docs[pid],
@@ -283,11 +286,11 @@ class SegmentEngine:
             if partial is not None and not (
                 segment.kind == "static"
                 or segment.deps & partial[0]
-                or not partial[1].isdisjoint(segment.clauses)
+                or not partial[1].isdisjoint(segment.state_ids)
                 or (segment.uses_segments and moved)
             ):
                 continue
-            empty = segment.behavioural and states.keys().isdisjoint(segment.clauses)
+            empty = segment.behavioural and states.keys().isdisjoint(segment.state_ids)
             if empty:
                 # Only event clauses, none of which has seen an event of this profile: the
                 # answer is the one for an empty history, and nothing is due.
@@ -309,8 +312,8 @@ class SegmentEngine:
                 w.exited.append((segment.key, pid, at))
                 inside.discard(segment.key)
                 moved = True
-            for cid, clause in segment.clauses.items():
-                moment = clause.due(states.get(cid), doc, now)
+            for clause in segment.clauses.values():
+                moment = clause.due(states.get(clause.state_id), doc, now)
                 if moment is not None and (due is None or moment < due):
                     due = moment
         if partial is not None and partial[2] is not None:
@@ -382,12 +385,12 @@ class SegmentEngine:
     def _rebuild(self, keys: Sequence[str] | None = None) -> dict[str, int]:
         with self._lock:
             wanted = [self.segments[k] for k in (keys or list(self.segments)) if k in self.segments]
-            clauses = {cid: c for s in wanted for cid, c in s.clauses.items()}
+            clauses = {c.state_id: c for s in wanted for c in s.clauses.values()}
             if clauses and self._events is not None:
                 self._replay_clauses(clauses)
             now = self._clock.now()
             at = iso(now)
-            cids = list(self._clauses)
+            cids = list(self._owners)
             for batch in self._profiles.scan(2000):
                 pids = [d["profile_id"] for d in batch]
                 states = self.store.states(pids, cids)
@@ -441,7 +444,7 @@ class SegmentEngine:
                     continue
                 message = orjson.loads(row["payload"])
                 for clause in candidates:
-                    key = (pid, clause.id)
+                    key = (pid, clause.state_id)
                     state = states.get(key)
                     fresh = {} if state is None else state
                     if clause.update(fresh, message) and state is None:
@@ -474,7 +477,9 @@ class SegmentEngine:
             segment = compile_segment({**body, "key": body.get("key") or "dry_run"})
             states: dict[str, dict[str, dict[str, Any]]] = {}
             if segment.clauses and self._events is not None:
-                states = self._states_from_history(segment.clauses)
+                states = self._states_from_history(
+                    {c.state_id: c for c in segment.clauses.values()}
+                )
             now = self._clock.now()
             count, examples = 0, list[str]()
             for batch in self._profiles.scan(2000):
@@ -513,7 +518,7 @@ class SegmentEngine:
                 pid = live
                 message = orjson.loads(row["payload"])
                 for clause in clauses.values():
-                    clause.update(states[pid].setdefault(clause.id, {}), message)
+                    clause.update(states[pid].setdefault(clause.state_id, {}), message)
         return states
 
     def close(self) -> None:

@@ -5,10 +5,11 @@ batch's clause states, membership changes, due times and its log checkpoint in o
 transaction, so after a crash it resumes exactly where its results end. Readers in other
 processes (the API) see memberships as soon as they commit.
 
-Tables: ``members`` (current, one row per segment and profile), ``history`` (entered_at /
-exited_at per stay), ``changes`` (the internal entered/exited event stream, with a sequence
-number consumers read from), ``clause_state`` (per profile and behavioural clause), ``due``
-(the next moment a profile's memberships may change by time alone), ``checkpoints``.
+Tables: ``members`` (current, one row per segment and profile), ``changes`` (the internal
+entered/exited event stream, with a sequence number consumers read from; each profile's
+stays and each segment's size at any instant are derived from it), ``clause_state`` (per
+profile and behavioural state), ``due`` (the next moment a profile's memberships may change
+by time alone), ``built`` and ``checkpoints``.
 """
 
 from __future__ import annotations
@@ -39,21 +40,12 @@ members_t = Table(
     Column("profile_id", String(64), primary_key=True, index=True),
     Column("entered_at", String(40), nullable=False),
 )
-history_t = Table(
-    "history",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("segment", String(64), nullable=False, index=True),
-    Column("profile_id", String(64), nullable=False, index=True),
-    Column("entered_at", String(40), nullable=False),
-    Column("exited_at", String(40), nullable=True),
-)
 changes_t = Table(
     "changes",
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("segment", String(64), nullable=False),
-    Column("profile_id", String(64), nullable=False),
+    Column("profile_id", String(64), nullable=False, index=True),
     Column("change", String(8), nullable=False),
     Column("at", String(40), nullable=False),
 )
@@ -149,19 +141,10 @@ class SegmentStore:
                     "VALUES (?, ?, ?)",
                     w.entered,
                 )
-                con.exec_driver_sql(
-                    "INSERT INTO history (segment, profile_id, entered_at) VALUES (?, ?, ?)",
-                    w.entered,
-                )
             if w.exited:
                 con.exec_driver_sql(
                     "DELETE FROM members WHERE segment = ? AND profile_id = ?",
                     [(s, p) for s, p, _ in w.exited],
-                )
-                con.exec_driver_sql(
-                    "UPDATE history SET exited_at = ? WHERE segment = ? AND profile_id = ? "
-                    "AND exited_at IS NULL",
-                    [(at, s, p) for s, p, at in w.exited],
                 )
             changes = [(s, p, "entered", at) for s, p, at in w.entered]
             changes += [(s, p, "exited", at) for s, p, at in w.exited]
@@ -220,7 +203,7 @@ class SegmentStore:
         rows = [(pid,) for pid in profile_ids]
         removed = 0
         with self._engine.begin() as con:
-            for table in ("members", "history", "changes", "clause_state", "due"):
+            for table in ("members", "changes", "clause_state", "due"):
                 removed += con.exec_driver_sql(
                     f"DELETE FROM {table} WHERE profile_id = ?", rows
                 ).rowcount
@@ -340,14 +323,14 @@ class SegmentStore:
 
     @_serialized
     def size_over_time(self, segment: str, points: Sequence[str]) -> list[dict[str, Any]]:
-        """Members at each instant, from the entered/exited history (exact, no snapshots)."""
+        """Members at each instant, from the entered/exited stream (exact, no snapshots)."""
         out = []
         with self._engine.connect() as con:
             for at in points:
                 n = con.exec_driver_sql(
-                    "SELECT count(*) FROM history WHERE segment = ? AND entered_at <= ? "
-                    "AND (exited_at IS NULL OR exited_at > ?)",
-                    (segment, at, at),
+                    "SELECT coalesce(sum(CASE change WHEN 'entered' THEN 1 ELSE -1 END), 0) "
+                    "FROM changes WHERE segment = ? AND at <= ?",
+                    (segment, at),
                 ).scalar()
                 out.append({"at": at, "size": int(n or 0)})
         return out
@@ -356,19 +339,27 @@ class SegmentStore:
     def first_entry(self, segment: str) -> str | None:
         with self._engine.connect() as con:
             value = con.exec_driver_sql(
-                "SELECT min(entered_at) FROM history WHERE segment = ?", (segment,)
+                "SELECT min(at) FROM changes WHERE segment = ?", (segment,)
             ).scalar()
         return str(value) if value else None
 
     @_serialized
     def history(self, profile_id: str) -> list[dict[str, Any]]:
+        """Each stay of a profile in a segment: ``entered_at`` and ``exited_at`` (or None)."""
         with self._engine.connect() as con:
             rows = con.exec_driver_sql(
-                "SELECT segment, entered_at, exited_at FROM history WHERE profile_id = ? "
-                "ORDER BY id",
+                "SELECT segment, change, at FROM changes WHERE profile_id = ? ORDER BY seq",
                 (profile_id,),
-            )
-            return [{"segment": s, "entered_at": e, "exited_at": x} for s, e, x in rows]
+            ).fetchall()
+        stays: list[dict[str, Any]] = []
+        open_stay: dict[str, dict[str, Any]] = {}
+        for segment, change, at in rows:
+            if change == "entered":
+                open_stay[segment] = {"segment": segment, "entered_at": at, "exited_at": None}
+                stays.append(open_stay[segment])
+            elif segment in open_stay:
+                open_stay.pop(segment)["exited_at"] = at
+        return stays
 
     @_serialized
     def changes(self, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
