@@ -41,34 +41,40 @@ ScoresFor = Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]]
 
 
 NEVER: Final = "9999-12-31T00:00:00.000000Z"  # evaluated, and nothing is due by time alone
-_SEEN: Final = frozenset(
+_ALWAYS: Final = frozenset({"computed.last_seen", "computed.event_counts"})
+_ORDER_FIELDS: Final = frozenset(
     {
-        "computed.first_seen",
-        "computed.last_seen",
-        "computed.event_counts",
-        "computed.sessions",
+        "computed.orders",
+        "computed.revenue",
+        "computed.refunds",
+        "computed.refunded",
+        "computed.first_order_at",
+        "computed.last_order_at",
+        "computed.average_order_value",
         "computed.lifecycle_stage",
     }
 )
-_ORDERED: Final = _SEEN | {
-    "computed.orders",
-    "computed.revenue",
-    "computed.refunds",
-    "computed.refunded",
-    "computed.first_order_at",
-    "computed.last_order_at",
-    "computed.average_order_value",
-}
-_TRAITS: Final = _SEEN | {"traits"}
 
 
-def _changed_fields(message: Mapping[str, Any]) -> frozenset[str]:
-    """Profile fields one processed message can change (merges are flagged separately)."""
+def _changed_fields(message: Mapping[str, Any], doc: Mapping[str, Any]) -> set[str]:
+    """Profile fields one processed message can have changed (merges are flagged apart).
+
+    ``doc`` is the profile after the batch: a message that opened the profile or a session
+    carries the timestamp stored as ``first_seen`` or the session's start.
+    """
     kind = message.get("type")
-    ordered = kind == "track" and message.get("event") in (ORDER_COMPLETED, ORDER_REFUNDED)
-    fields = _ORDERED if ordered else _SEEN
+    at = message.get("timestamp")
+    fields = set(_ALWAYS)
+    if (doc.get("computed") or {}).get("first_seen") == at:
+        fields.add("computed.first_seen")
+    if (doc.get("session") or {}).get("start") == at:
+        fields.add("computed.sessions")
+    if kind == "track" and message.get("event") in (ORDER_COMPLETED, ORDER_REFUNDED):
+        fields |= _ORDER_FIELDS
+    if kind != "track" or message.get("userId"):
+        fields.add("computed.lifecycle_stage")
     if kind == "identify" or (message.get("context") or {}).get("traits"):
-        fields = fields | _TRAITS
+        fields.add("traits")
     return fields
 
 
@@ -230,7 +236,7 @@ class SegmentEngine:
             changed: set[str] | None = set() if partial else None
             for message in by_profile[pid]:
                 if changed is not None:
-                    changed |= _changed_fields(message)
+                    changed |= _changed_fields(message, docs[pid])
                 for clause in self._relevant(message):
                     if skip and clause.state_id in skip:
                         continue

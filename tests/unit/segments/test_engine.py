@@ -287,3 +287,24 @@ def test_bad_conditions_are_rejected_with_a_pointer(
     assert any(p.field == field and words in p.message for p in problems), [
         (p.field, p.message) for p in problems
     ]
+
+
+def test_partial_evaluation_still_sees_new_sessions_and_orders() -> None:
+    returning = {
+        "key": "returning",
+        "name": "Two sessions or more",
+        "condition": {"computed.sessions": {"$gte": 2}},
+    }
+    buyers = {"key": "buyers", "name": "Buyers", "condition": {"computed.orders": {"$gte": 1}}}
+    p, clock = _engine(returning, buyers)
+    _track(p, "u", "Page Viewed", T0)
+    p.drain()
+    _track(p, "u", "Page Viewed", T0 + timedelta(minutes=5))  # same session
+    p.drain()
+    assert _segments(p, "u") == []
+    _track(p, "u", "Page Viewed", T0 + timedelta(hours=3))  # a new session
+    p.drain()
+    assert _segments(p, "u") == ["returning"]
+    _track(p, "u", "Order Completed", T0 + timedelta(hours=3, minutes=1), revenue=5)
+    p.drain()
+    assert _segments(p, "u") == ["buyers", "returning"]
