@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import threading
 from pathlib import Path
@@ -166,6 +167,24 @@ def power(body: PowerRequest) -> dict[str, Any]:
             hint='e.g. {"baseline": 0.05, "lift": 0.1}',
             problems=[Problem("lift", "missing")],
         )
+    try:
+        out = _power(body)
+    except (OverflowError, ValueError, ZeroDivisionError) as exc:
+        raise InvalidInput(
+            f"these inputs have no finite answer ({exc})",
+            hint="use a usual alpha (e.g. 0.05), power (e.g. 0.8) and a lift the baseline allows",
+        ) from None
+    for name, value in out.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(
+                f"{name} is not finite for these inputs",
+                hint="use a larger lift or more users, or a usual alpha and power",
+                problems=[Problem(name, "no finite answer")],
+            )
+    return out
+
+
+def _power(body: PowerRequest) -> dict[str, Any]:
     out: dict[str, Any] = {"baseline": body.baseline, "alpha": body.alpha, "power": body.power}
     if body.lift is not None:
         out["users_per_arm"] = pw.users_per_arm_for_proportion(

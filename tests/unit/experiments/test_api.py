@@ -74,6 +74,18 @@ def test_power_and_ope(client: TestClient) -> None:
     assert (
         client.post("/v1/experiments/power", json={"baseline": 2}, headers=ADMIN).status_code == 400
     )
+    # Inputs with no finite answer are a clear 400, not a server error.
+    for extreme in ({"alpha": 5e-324, "lift": 0.05}, {"lift": -1.0}, {"users": 2, "power": 0.999}):
+        r = client.post("/v1/experiments/power", json={"baseline": 0.05, **extreme}, headers=ADMIN)
+        assert r.status_code in (200, 400), (extreme, r.status_code, r.text)
+        if r.status_code == 400:
+            assert r.json()["hint"]
+    r = client.post(
+        "/v1/experiments/power",
+        json={"baseline": 0.05, "alpha": 5e-324, "lift": 0.05},
+        headers=ADMIN,
+    )
+    assert r.status_code == 400 and "finite" in r.json()["message"]
     log = [
         {"action": "a", "propensity": 0.5, "reward": 1},
         {"action": "b", "propensity": 0.5, "reward": 0},
