@@ -204,6 +204,18 @@ class PrivacySettings(_Group):
     )
 
 
+class ModelSettings(_Group):
+    retrain_check_hours: float = Field(
+        24.0,
+        ge=0,
+        description="How often the server checks whether a churn or purchase model is due for "
+        "retraining (drift at the last scoring, or age); 0 turns the scheduled check off.",
+    )
+    retrain_after_days: int = Field(
+        30, ge=1, description="A model older than this many days is retrained."
+    )
+
+
 class Settings(BaseSettings):
     """Root of the settings tree (environment prefix ``PERSONIFY_``)."""
 
@@ -245,6 +257,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
 
     @field_validator("write_keys", mode="before")
     @classmethod

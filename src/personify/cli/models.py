@@ -473,3 +473,38 @@ def score(
             f"[yellow]drift:[/] {', '.join(drift['drifted'][:8])} moved (PSI > "
             f"{drift['threshold']}); consider retraining"
         )
+
+
+@app.command("retrain")
+@friendly_errors
+def retrain(
+    force: bool = typer.Option(False, "--force", help="Retrain every scoring model, due or not."),
+    as_json: bool = _JSON,
+) -> None:
+    """Retrain, promote and rescore the churn/purchase models that drifted or aged.
+
+    The server does this by itself every ``models.retrain_check_hours``; this runs the same
+    check once on a stopped server's data directory (e.g. from cron).
+    """
+    from personify.models.schedule import retrain_due
+
+    service = _service()
+    con = service.event_connection()
+    try:
+        with console.status("checking which models are due"):
+            done = retrain_due(service, con, consent=_profiling_consent(), force=force)
+    finally:
+        con.close()
+    if as_json:
+        console.print_json(json.dumps(done, default=str))
+        return
+    table = Table("model", "retrained", "why", "version", "scored", title="retraining")
+    for entry in done:
+        table.add_row(
+            entry["model"],
+            "yes" if entry["retrained"] else "no",
+            entry["why"],
+            str(entry.get("version", "")),
+            str(entry.get("scored", "")),
+        )
+    console.print(table)

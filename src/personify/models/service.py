@@ -159,7 +159,9 @@ class ModelService:
             body["target"] = model.target
         drift = self._drift_path(name, meta.version)
         body["drift"] = orjson.loads(drift.read_bytes()) if drift.is_file() else None
-        body["retraining"] = retraining_due(meta, body["drift"])
+        body["retraining"] = retraining_due(
+            meta, body["drift"], max_age_days=self.settings.models.retrain_after_days
+        )
         return body
 
 

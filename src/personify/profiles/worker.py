@@ -285,6 +285,25 @@ def _serve_reads(listener: Listener, events: Any, segments: Any = None) -> None:
         threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
 
+def _retrain_scheduler(p: Any) -> Any:
+    """Scheduled retraining runs here, beside the event store (``models.retrain_check_hours``)."""
+    reader = getattr(p.stores.events, "reader", None)
+    if reader is None or p.settings.models.retrain_check_hours <= 0:
+        return None
+    from personify.models.schedule import RetrainScheduler
+    from personify.privacy.standalone import consent_check
+
+    engine = p.segment_engine
+    scheduler = RetrainScheduler(
+        p.settings,
+        reader,
+        consent=consent_check(p.settings, "profiling"),
+        on_scored=engine.reevaluate if engine is not None else None,  # scores.* conditions
+    )
+    scheduler.start()
+    return scheduler
+
+
 def main() -> None:
     """Entry point of the worker process (started by :class:`WorkerProcess`)."""
     from personify.platform import build
@@ -317,11 +336,18 @@ def main() -> None:
         target=_serve_reads, args=(listener, p.stores.events, p.segment_engine), daemon=True
     ).start()
     p.processor.start()
+    if p.segment_engine is not None:
+        p.segment_engine.start()  # the segment scheduler: memberships that change with time
+    retrain = _retrain_scheduler(p)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     while not stop.wait(0.2):
         if os.getppid() != parent:
             break
+    if retrain is not None:
+        retrain.stop()
+    if p.segment_engine is not None:
+        p.segment_engine.stop()
     p.processor.stop()
     listener.close()
     p.close()

@@ -394,23 +394,31 @@ class SegmentEngine:
             clauses = {c.state_id: c for s in wanted for c in s.clauses.values()}
             if clauses and self._events is not None:
                 self._replay_clauses(clauses)
-            now = self._clock.now()
-            at = iso(now)
-            cids = list(self._owners)
-            for batch in self._profiles.scan(2000):
-                pids = [d["profile_id"] for d in batch]
-                states = self.store.states(pids, cids)
-                members = self.store.memberships(pids)
-                scores = self._scores(pids) if self._scores else {}
-                w = SegmentWrite()
-                for doc in batch:
-                    pid = doc["profile_id"]
-                    mine = {cid: states[(pid, cid)] for cid in cids if (pid, cid) in states}
-                    self._decide(pid, doc, mine, members.get(pid, {}), scores.get(pid), now, at, w)
-                self.store.write(w)
+            self._evaluate_everyone()
             self.store.write(SegmentWrite(built={s.key: s.version for s in wanted}))
             sizes = self.store.sizes()
             return {s.key: sizes.get(s.key, 0) for s in wanted}
+
+    def reevaluate(self) -> None:
+        """Evaluate every live profile again from stored states (after batch scoring)."""
+        with self._outer, self._lock:
+            self._evaluate_everyone()
+
+    def _evaluate_everyone(self) -> None:
+        now = self._clock.now()
+        at = iso(now)
+        cids = list(self._owners)
+        for batch in self._profiles.scan(2000):
+            pids = [d["profile_id"] for d in batch]
+            states = self.store.states(pids, cids)
+            members = self.store.memberships(pids)
+            scores = self._scores(pids) if self._scores else {}
+            w = SegmentWrite()
+            for doc in batch:
+                pid = doc["profile_id"]
+                mine = {cid: states[(pid, cid)] for cid in cids if (pid, cid) in states}
+                self._decide(pid, doc, mine, members.get(pid, {}), scores.get(pid), now, at, w)
+            self.store.write(w)
 
     def _replay_clauses(self, clauses: Mapping[str, Clause]) -> None:
         assert self._events is not None

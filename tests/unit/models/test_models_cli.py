@@ -172,3 +172,18 @@ def test_errors_are_explained_not_tracebacks(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "not yes/no" in bad.output
     rollback = runner.invoke(app, ["models", "rollback", "churn"])
     assert rollback.exit_code == 2
+
+
+def test_retrain_checks_each_model_and_retrains_when_due(data_dir: Path) -> None:
+    _event_store(data_dir)
+    trained = runner.invoke(app, ["train", "churn", "--horizon", "60", "--json"])
+    assert trained.exit_code == 0, trained.output
+    fresh = runner.invoke(app, ["models", "retrain", "--json"])
+    assert fresh.exit_code == 0, fresh.output
+    assert json.loads(fresh.output) == [{"model": "churn", "retrained": False, "why": "not due"}]
+    forced = runner.invoke(app, ["models", "retrain", "--force", "--json"])
+    assert forced.exit_code == 0, forced.output
+    [entry] = json.loads(forced.output)
+    assert entry["retrained"] and entry["version"] == 2 and entry["scored"] == 200
+    listed = json.loads(runner.invoke(app, ["models", "list", "--json"]).output)
+    assert any(m["name"] == "churn" and m["version"] == 2 and m["promoted"] for m in listed)

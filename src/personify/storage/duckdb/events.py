@@ -230,6 +230,12 @@ class DuckDbEventStore:
             row = self._con.execute("SELECT COUNT(*) FROM events").fetchone()
         return int(row[0]) if row else 0
 
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for batch jobs in this process (model retraining): same database, own
+        transactions; close it when done."""
+        with self._lock:
+            return self._con.cursor()
+
     def count_distinct_messages(self) -> int:
         with self._lock:
             row = self._con.execute("SELECT COUNT(DISTINCT message_id) FROM events").fetchone()
