@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
 import httpx2 as httpx
 import pytest
@@ -95,3 +96,35 @@ def test_membership_follows_events_and_dry_run_runs_in_the_worker(server: Server
         f"{server.url}/v1/segments/sku9_viewers/members", params={"format": "csv"}, headers=admin
     ).text
     assert csv_text.splitlines()[1].split(",")[2] == "e2e-fan"
+
+
+def test_time_alone_moves_members_under_serve(server: Server) -> None:
+    """The worker's segment scheduler: no event arrives, yet the abandoner enters."""
+    admin = server.admin()
+    body = {
+        "key": "quick_abandoner",
+        "name": "Added to cart, no order within 2 seconds",
+        "condition": {
+            "$sequence": {
+                "first": {"name": "Product Added"},
+                "notFollowedBy": {"name": "Order Completed"},
+                "within": "2s",
+            }
+        },
+    }
+    assert httpx.post(f"{server.url}/v1/segments", json=body, headers=admin).status_code == 201
+    sent = httpx.post(
+        f"{server.url}/v1/track",
+        json={"userId": "e2e-cart", "event": "Product Added", "properties": {"sku": "sku-3"}},
+        auth=(WRITE_KEY, ""),
+    )
+    assert sent.status_code == 200, sent.text
+    assert _wait_for(lambda: _segments_of(server, "e2e-cart") == ["quick_abandoner"])
+    profile = httpx.get(
+        f"{server.url}/v1/profiles/lookup", params={"user_id": "e2e-cart"}, headers=admin
+    ).json()
+    added_at = datetime.fromisoformat(profile["computed"]["last_seen"])
+    changes = httpx.get(f"{server.url}/v1/segments/changes", headers=admin).json()["changes"]
+    [entry] = [c for c in changes if c["segment"] == "quick_abandoner"]
+    # It entered when the 2 seconds had passed, by the scheduler, not when the event came in.
+    assert datetime.fromisoformat(entry["at"]) - added_at >= timedelta(seconds=2)
