@@ -296,7 +296,7 @@ def test_partial_evaluation_still_sees_new_sessions_and_orders() -> None:
         "condition": {"computed.sessions": {"$gte": 2}},
     }
     buyers = {"key": "buyers", "name": "Buyers", "condition": {"computed.orders": {"$gte": 1}}}
-    p, clock = _engine(returning, buyers)
+    p, _ = _engine(returning, buyers)
     _track(p, "u", "Page Viewed", T0)
     p.drain()
     _track(p, "u", "Page Viewed", T0 + timedelta(minutes=5))  # same session
