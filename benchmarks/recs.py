@@ -181,7 +181,6 @@ def serve_latency(data: Any, trained: Any) -> dict[str, Any]:
             "PERSONIFY_DATA_DIR": folder,
             "PERSONIFY_WRITE_KEYS": WRITE_KEY,
             "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
-            # one client key sends all 200 requests/s; the default per-key limit is 100/s
         }
         srv = start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env)
         url = f"http://127.0.0.1:{port}"

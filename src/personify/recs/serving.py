@@ -30,6 +30,7 @@ from personify.recs.base import Recommender, Scored, check_k
 from personify.recs.data import Interactions, InteractionWeights
 from personify.recs.rules import BusinessRules
 from personify.recs.session import Lru, fold_in, recent_events, utc
+from personify.recs.sources import EVENT_KIND
 
 if TYPE_CHECKING:
     from personify.facade import Personify
@@ -205,8 +206,11 @@ class RecsService:
         last = computed.get("last_seen")
         if last is None or utc(str(last)) <= utc(since):
             return []
+        counts = computed.get("event_counts", {})
+        if not any(counts.get(name) for name in EVENT_KIND):
+            return []  # no product event at all (a login, page views only): nothing to fold in
         pid = str(profile["profile_id"])
-        seen = sum(int(n) for n in computed.get("event_counts", {}).values())
+        seen = sum(int(n) for n in counts.values())
         key = (pid, str(last), seen, len(profile.get("merged_from", [])), since)
         found = self._recent_cache.get(key)
         if found is None:
