@@ -154,6 +154,8 @@ def send_all(
 
 
 class MarkerPoller:
+    """Polls each acknowledged marker user's profile until :meth:`ready` says it is there."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.pending: dict[str, float] = {}
@@ -166,6 +168,9 @@ class MarkerPoller:
         with self.lock:
             self.pending[marker] = at
 
+    def ready(self, response: httpx.Response) -> bool:
+        return response.status_code == 200
+
     def run(self) -> None:
         with httpx.Client(headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30) as c:
             while not (self.done.is_set() and not self.pending):
@@ -173,7 +178,7 @@ class MarkerPoller:
                     todo = list(self.pending.items())
                 for marker, acked in todo:
                     r = c.get(f"{self.url}/v1/profiles/lookup", params={"user_id": marker})
-                    if r.status_code == 200:
+                    if self.ready(r):
                         with self.lock:
                             self.lags.append(time.perf_counter() - acked)
                             del self.pending[marker]

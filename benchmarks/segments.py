@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +43,14 @@ from common import (
     stop,
     write_results,
 )
-from ingest import BATCH_SIZE, BATCHES, make_batches, send_all, wait_caught_up
+from ingest import (
+    BATCH_SIZE,
+    BATCHES,
+    MarkerPoller,
+    make_batches,
+    send_all,
+    wait_caught_up,
+)
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -123,33 +129,11 @@ def define(url: str, segments: list[dict[str, Any]]) -> None:
                 raise RuntimeError(f"segment {body['key']}: {r.status_code} {r.text[:300]}")
 
 
-class SegmentPoller:
+class SegmentPoller(MarkerPoller):
     """Polls each acknowledged marker user until ``marked`` is among its segments."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.pending: dict[str, float] = {}
-        self.lags: list[float] = []
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.run)
-
-    def acked(self, marker: str, at: float) -> None:
-        with self.lock:
-            self.pending[marker] = at
-
-    def run(self) -> None:
-        with httpx.Client(headers=ADMIN, timeout=30) as c:
-            while not (self.done.is_set() and not self.pending):
-                with self.lock:
-                    todo = list(self.pending.items())
-                for marker, acked in todo:
-                    r = c.get(f"{self.url}/v1/profiles/lookup", params={"user_id": marker})
-                    if r.status_code == 200 and "marked" in r.json().get("segments", []):
-                        with self.lock:
-                            self.lags.append(time.perf_counter() - acked)
-                            del self.pending[marker]
-                time.sleep(0.02)
+    def ready(self, response: httpx.Response) -> bool:
+        return response.status_code == 200 and "marked" in response.json().get("segments", [])
 
 
 def live(bodies: list[bytes]) -> list[bytes]:
