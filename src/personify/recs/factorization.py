@@ -16,6 +16,7 @@ of their items, an approximation that keeps "related to what you just viewed" wo
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -78,11 +79,13 @@ class _Factorization(Recommender):
         self.user_factors_ = np.asarray(self.model_.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(self.model_.item_factors, dtype=np.float32)
 
+    @abstractmethod
     def _make(self) -> Any:
-        raise NotImplementedError
+        """A new, unfitted ``implicit`` model with this recommender's parameters."""
 
+    @abstractmethod
     def _fresh_vectors(self, history: sp.csr_matrix) -> Array:
-        raise NotImplementedError
+        """User vectors for interaction rows the model was not trained on (fold-in)."""
 
     def _user_vectors(self, query: Query) -> Array:
         out = np.zeros((len(query), self.user_factors_.shape[1]), dtype=np.float32)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -102,7 +103,7 @@ def _clause_id(kind: str, spec: Any) -> str:
     return "c_" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-class Clause:
+class Clause(ABC):
     """A compiled behavioural clause; subclasses define state, update, truth and due time."""
 
     kind = ""
@@ -121,8 +122,9 @@ class Clause:
         """Fold one event into the state; whether the state changed."""
         return False
 
+    @abstractmethod
     def holds(self, state: State | None, doc: Mapping[str, Any], now: datetime) -> bool:
-        raise NotImplementedError
+        """Whether the clause is true for this state and profile at ``now``."""
 
     def due(self, state: State | None, doc: Mapping[str, Any], now: datetime) -> datetime | None:
         """The next moment after ``now`` when the answer may change with no new event."""
