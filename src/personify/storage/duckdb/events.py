@@ -158,24 +158,7 @@ class DuckDbEventStore:
         if not profile_ids:
             return []
         marks = ", ".join("?" for _ in profile_ids)
-        with self._lock:
-            cur = self._con.cursor()
-            try:
-                cur.execute("BEGIN TRANSACTION")
-                ids = cur.execute(
-                    f"SELECT message_id FROM events WHERE profile_id IN ({marks})",
-                    list(profile_ids),
-                ).fetchall()
-                cur.execute(f"DELETE FROM events WHERE profile_id IN ({marks})", list(profile_ids))
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
-            if ids:
-                self._compact()
-        return [str(r[0]) for r in ids]
+        return self._delete_where(f"profile_id IN ({marks})", list(profile_ids))
 
     def delete_before(
         self, before: str, events: Sequence[str] | None = None, keep: Sequence[str] = ()
@@ -188,6 +171,10 @@ class DuckDbEventStore:
         if keep:
             where += f" AND (event IS NULL OR event NOT IN ({', '.join('?' for _ in keep)}))"
             params += list(keep)
+        return self._delete_where(where, params)
+
+    def _delete_where(self, where: str, params: list[Any]) -> list[str]:
+        """Delete the matching rows in one transaction, then compact; their message ids."""
         with self._lock:
             cur = self._con.cursor()
             try:
