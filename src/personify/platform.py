@@ -122,6 +122,7 @@ def build(
         clock,
         on_change=stores.forget,
         observers=[segment_engine, RewardAttributor(stores.decisions), privacy.observer],
+        minimizer=privacy,
     )
     segment_engine.attach(processor.lock)
     return Personify(settings, clock, stores, collector, processor, segment_engine, privacy)

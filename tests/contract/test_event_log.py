@@ -58,3 +58,13 @@ def test_ignored_duplicates_use_no_offsets(event_log: Any) -> None:
     event_log.publish([("a", b"1"), ("b", b"2"), ("c", b"3")])
     assert [r.offset for r in event_log.read(0, 10)] == [1, 2, 3]
     assert event_log.head() == 3
+
+
+def test_replace_overwrites_payloads_in_place(event_log: Any) -> None:
+    event_log.publish([("m1", b'{"ip": "203.0.113.9"}'), ("m2", b'{"ip": "198.51.100.2"}')])
+    assert event_log.replace([("m1", b'{"ip": null}'), ("unknown", b"{}")]) == 1
+    first, second = event_log.read(0, 10)
+    assert (first.offset, first.message_id, first.payload) == (1, "m1", b'{"ip": null}')
+    assert second.payload == b'{"ip": "198.51.100.2"}'
+    assert event_log.publish([("m1", b"{}")]) == 0  # still de-duplicated
+    assert event_log.replace([]) == 0

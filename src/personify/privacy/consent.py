@@ -228,6 +228,24 @@ class ConsentStore:
             out[pid] = ((at, row_id), bool(granted))
         return out
 
+    def latest_of_purpose_for(
+        self, purpose: str, profile_ids: Sequence[str]
+    ) -> dict[str, tuple[tuple[str, int], bool]]:
+        """:meth:`latest_of_purpose` restricted to some profile ids (one indexed query per
+        500 ids: the processing worker asks this for every batch)."""
+        out: dict[str, tuple[tuple[str, int], bool]] = {}
+        for i in range(0, len(profile_ids), 500):
+            chunk = profile_ids[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._db.query(
+                "SELECT profile_id, at, id, granted FROM consent_history "
+                f"WHERE profile_id IN ({marks}) AND purpose = ? ORDER BY at, id",
+                (*chunk, purpose),
+            )
+            for pid, at, row_id, granted in rows:
+                out[pid] = ((at, row_id), bool(granted))
+        return out
+
     def delete_profiles(self, profile_ids: Sequence[str]) -> int:
         with self._db.tx() as con:
             return sum(
@@ -335,6 +353,30 @@ class ConsentPolicy:
                 found = [latest[x] for x in _ids(doc) if x in latest]
                 if max(found)[1] if found else self._default(self.region(doc), purpose):
                     out.add(pid)
+        return out
+
+    def refusing(
+        self,
+        purpose: str,
+        docs: Mapping[str, Mapping[str, Any]],
+        changes: Mapping[str, bool] | None = None,
+    ) -> set[str]:
+        """The ids among ``docs`` (live profile documents by id) that ``purpose`` may NOT
+        use: :meth:`allowed` for documents already in hand. ``changes`` holds choices not
+        yet recorded (``{id: granted}``, from messages being processed): they win."""
+        check_purpose(purpose)
+        changes = changes or {}
+        ids = list({x for doc in docs.values() for x in _ids(doc)})
+        latest = self.store.latest_of_purpose_for(purpose, ids) if ids else {}
+        out: set[str] = set()
+        for pid, doc in docs.items():
+            if pid in changes:
+                allowed = changes[pid]
+            else:
+                found = [latest[x] for x in _ids(doc) if x in latest]
+                allowed = max(found)[1] if found else self._default(self.region(doc), purpose)
+            if not allowed:
+                out.add(pid)
         return out
 
 

@@ -6,6 +6,11 @@ the values of PII and sensitive fields at the places the Segment spec puts perso
 the message back opened, so the processor, the timeline and segment rebuilds see plain
 values; SQL that reads ``events.duckdb`` directly sees only ordinary fields in the clear.
 
+After a key rotation, ``reseal_batches`` on each wrapper seals again, batch by batch, every
+value still sealed with an old key (compare-and-swap on the stored payload, so a concurrent
+erasure wins); a value already under the current key is left alone, so a pass can be
+repeated or resumed. :mod:`personify.privacy.rotation` runs the passes.
+
 Not covered: PII nested deeper (``properties.customer.email``) or used as ``userId``.
 """
 
@@ -16,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from personify.privacy.pii import FieldCipher, is_sealed
+from personify.privacy.pii import PREFIX, FieldCipher, Resealed, is_sealed
 from personify.storage.ports import EventLog, EventStore, LogRecord, QuarantineStore
 
 
@@ -63,6 +68,30 @@ class MessageSealer:
     def open_bytes(self, payload: bytes | str) -> bytes:
         return orjson.dumps(self.open(orjson.loads(payload)))
 
+    def reseal(self, msg: Any) -> bool:
+        """Seal again with the current key, in place, every value sealed with an older one;
+        whether anything changed."""
+        changed = False
+        if isinstance(msg, dict):
+            for place, _ in self._places(msg):
+                for name, value in place.items():
+                    if is_sealed(value) and not self.cipher.is_current(value):
+                        place[name] = self.cipher.reseal(value, f"trait:{name}")
+                        changed = True
+        return changed
+
+    def _maybe_stale(self, payload: bytes) -> bool:
+        """A cheap test on the serialized message: does any sealed value name another key?"""
+        current = f"{PREFIX}{self.cipher.ring.current}:".encode()
+        return payload.count(PREFIX.encode()) != payload.count(current)
+
+    def reseal_bytes(self, payload: bytes) -> bytes | None:
+        """The payload with old-key values sealed again, or None when none needs it."""
+        if not self._maybe_stale(payload):
+            return None
+        msg = orjson.loads(payload)
+        return orjson.dumps(msg) if self.reseal(msg) else None
+
 
 class SealingEventLog:
     """The durable log with PII sealed in each payload."""
@@ -91,6 +120,25 @@ class SealingEventLog:
 
     def redact(self, message_ids: Sequence[str]) -> int:
         return self.inner.redact(message_ids)
+
+    def replace(self, payloads: Sequence[tuple[str, bytes]]) -> int:
+        return self.inner.replace([(mid, self.sealer.seal_bytes(p)) for mid, p in payloads])
+
+    def swap_payloads(self, changes: Sequence[tuple[int, bytes, bytes]]) -> int:
+        return self.inner.swap_payloads(changes)
+
+    def reseal_batches(self, batch_size: int = 1000) -> Iterator[Resealed]:
+        """Seal every record again with the current key, in offset order, one batch per
+        step; records already under it are not rewritten."""
+        after = 0
+        while records := self.inner.read(after, batch_size):
+            after = records[-1].offset
+            swaps = [
+                (r.offset, r.payload, new)
+                for r in records
+                if (new := self.sealer.reseal_bytes(r.payload)) is not None
+            ]
+            yield Resealed(len(records), self.inner.swap_payloads(swaps))
 
     def close(self) -> None:
         self.inner.close()
@@ -144,6 +192,29 @@ class SealingEventStore:
     ) -> list[str]:
         return self.inner.delete_before(before, events, keep)
 
+    def scan_payloads(self, batch_size: int = 10_000) -> Iterator[list[tuple[str, str]]]:
+        return self.inner.scan_payloads(batch_size)
+
+    def swap_payloads(self, changes: Sequence[tuple[str, str, str]]) -> int:
+        return self.inner.swap_payloads(changes)
+
+    def reseal_batches(self, batch_size: int = 10_000) -> Iterator[Resealed]:
+        """Seal every row's payload again with the current key, one batch per step; at the
+        end a store that keeps replaced bytes in its file (DuckDB) is compacted."""
+        swapped = 0
+        for batch in self.inner.scan_payloads(batch_size):
+            swaps = [
+                (mid, payload, new.decode())
+                for mid, payload in batch
+                if (new := self.sealer.reseal_bytes(payload.encode())) is not None
+            ]
+            done = self.inner.swap_payloads(swaps)
+            swapped += done
+            yield Resealed(len(batch), done)
+        compact = getattr(self.inner, "compact", None)
+        if swapped and compact is not None:
+            compact()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -182,6 +253,22 @@ class SealingQuarantine:
 
     def count(self, status: str | None = "quarantined") -> int:
         return self.inner.count(status)
+
+    def scan_payloads(self, batch_size: int = 1000) -> Iterator[list[tuple[str, Any]]]:
+        return self.inner.scan_payloads(batch_size)
+
+    def swap_payloads(self, changes: Sequence[tuple[str, Any, Any]]) -> int:
+        return self.inner.swap_payloads(changes)
+
+    def reseal_batches(self, batch_size: int = 1000) -> Iterator[Resealed]:
+        """Seal every item's payload again with the current key, one batch per step."""
+        for batch in self.inner.scan_payloads(batch_size):
+            swaps = []
+            for item_id, payload in batch:
+                new = self.sealer.reseal_bytes(orjson.dumps(payload))
+                if new is not None:
+                    swaps.append((item_id, payload, orjson.loads(new)))
+            yield Resealed(len(batch), self.inner.swap_payloads(swaps))
 
     def close(self) -> None:
         self.inner.close()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from personify.config import Settings
 from personify.privacy.audit import AuditLog
 from personify.privacy.consent import (
+    CONSENT_EVENT,
     ConsentChange,
     ConsentPolicy,
     ConsentStore,
@@ -77,7 +78,7 @@ class Privacy:
         if self.suppression.matches(msg):
             return True
         if analytics_refused(msg):
-            self._minimize(msg)
+            self.minimize(msg)
         if self._allowed_traits is not None:
             context = msg.get("context")
             for traits in (
@@ -116,21 +117,37 @@ class Privacy:
                 )
             self._stop.wait(self.settings.privacy.retention_interval_s)
 
-    def _minimize(self, msg: dict[str, Any]) -> None:
+    def minimize(self, msg: dict[str, Any]) -> None:
         """Keep only the minimal form of an event whose consent refuses analytics: no
         context but the consent itself, only ``privacy.minimal_properties``, and the
-        anonymous id replaced by its pseudonym (stable, so the visit still holds together)."""
+        anonymous id replaced by its pseudonym (stable, so the visit still holds together).
+
+        The collector applies it to a message that refuses analytics itself; the processor
+        (:meth:`refusing_analytics`) to the events of people whose consent refuses it."""
         context = msg.get("context")
         consent = context.get("consent") if isinstance(context, dict) else None
         msg["context"] = {"consent": consent}
         props = msg.get("properties")
-        if isinstance(props, dict):
+        if isinstance(props, dict) and msg.get("event") != CONSENT_EVENT:  # consent is kept
             keep = set(self.settings.privacy.minimal_properties)
             msg["properties"] = {k: v for k, v in props.items() if k in keep}
         anon = msg.get("anonymousId")
         if isinstance(anon, str) and not anon.startswith("pseudo:"):
             msg["anonymousId"] = "pseudo:" + self.pseudonym("anonymous_id", anon)[:32]
         self.minimized += 1
+
+    def refusing_analytics(
+        self, docs: Mapping[str, Mapping[str, Any]], messages: Iterable[tuple[str, Any]]
+    ) -> set[str]:
+        """The profiles among ``docs`` whose events must be stored minimized: analytics
+        refused by their recorded consent, by a choice in ``messages`` (``(profile id,
+        message)`` being processed, in order), or by their region's opt-in default."""
+        pending: dict[str, bool] = {}
+        for pid, msg in messages:
+            for change in changes_in_message(msg):
+                if change.purpose == "analytics":
+                    pending[pid] = change.granted
+        return self.consent.refusing("analytics", docs, pending)
 
     def may(self, purpose: str, profile: Mapping[str, Any] | str) -> Decision:
         """May ``purpose`` use this profile now? (The one consent question; see consent.py.)"""

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
@@ -73,6 +73,16 @@ class Observer(Protocol):
         ...
 
 
+class Minimizer(Protocol):
+    """Data minimization for people who refuse analytics (``personify.privacy.Privacy``)."""
+
+    def refusing_analytics(
+        self, docs: Mapping[str, Mapping[str, Any]], messages: Iterable[tuple[str, Any]]
+    ) -> set[str]: ...
+
+    def minimize(self, msg: dict[str, Any]) -> None: ...
+
+
 class Processing(Protocol):
     """What the engine needs from processing, in a thread here or in a worker process."""
 
@@ -108,6 +118,7 @@ class Processor:
         batch_size: int = 10_000,
         batch_seconds: float = 0.25,
         observers: Sequence[Observer] = (),
+        minimizer: Minimizer | None = None,
     ) -> None:
         self._log = event_log
         self._profiles = profiles
@@ -117,6 +128,7 @@ class Processor:
         self._clock = clock
         self._on_change = on_change
         self._observers = list(observers)
+        self._minimizer = minimizer
         # Batches are sized by time, not count: about ``batch_seconds`` of work each, so a
         # slower machine makes smaller batches and profiles stay fresh.
         self._max_batch = batch_size
@@ -127,6 +139,7 @@ class Processor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.processed = 0
+        self.minimized = 0  # events stored minimized (analytics refused by their person)
         self.last_error: str | None = None
         self._load_checkpoints()
 
@@ -191,7 +204,7 @@ class Processor:
             (m, k) for r, m, k in zip(records, messages, keys, strict=True) if r.offset > pcp
         )
         now = self._clock.now()
-        rows: list[dict[str, Any]] = []
+        kept: list[tuple[dict[str, Any], str, str | None, bytes]] = []
         touched: set[str] = set()
         observed: list[tuple[int, Mapping[str, Any], str]] = []
         oldest_observer = min(self._ocp, default=records[-1].offset)
@@ -207,9 +220,13 @@ class Processor:
             else:
                 pid = resolver.resolve_readonly(msg) or "unresolved"
             if offset > ecp:
-                rows.append(row(msg, pid, session_id, rec.payload))
+                kept.append((msg, pid, session_id, rec.payload))
             if offset > oldest_observer:
                 observed.append((offset, msg, pid))
+        rewritten: list[tuple[str, bytes]] = []
+        if kept and self._minimizer is not None:
+            kept, rewritten = self._minimize(kept)
+        rows = [row(msg, pid, session_id, payload) for msg, pid, session_id, payload in kept]
         last = records[-1].offset
         if last > ecp:
             self._events.append(rows, checkpoint=last)
@@ -225,9 +242,37 @@ class Processor:
             self._pcp = last
         if observed:
             self._notify(observed, last, changed, merged)
+        if rewritten:
+            # Last: replaying this batch after a crash must still find the identities the
+            # full messages carried. (A crash just before this line leaves these payloads in
+            # full in the log until retention purges them.)
+            self._log.replace(rewritten)
+            self.minimized += len(rewritten)
         self.processed += len(records)
         if self._on_change and touched:
             self._on_change(touched)
+
+    def _minimize(
+        self, kept: list[tuple[dict[str, Any], str, str | None, bytes]]
+    ) -> tuple[list[tuple[dict[str, Any], str, str | None, bytes]], list[tuple[str, bytes]]]:
+        """Store the events of people who refuse analytics in minimal form only: the event
+        rows and what observers see; returns the rows and the log payloads to rewrite."""
+        assert self._minimizer is not None
+        resolver = self._resolver
+        pids = {pid for _, pid, _, _ in kept} - {"unresolved"}
+        docs = {pid: resolver.doc(resolver.survivor(pid)) for pid in pids}
+        refused = self._minimizer.refusing_analytics(docs, ((pid, msg) for msg, pid, _, _ in kept))
+        if not refused:
+            return kept, []
+        out: list[tuple[dict[str, Any], str, str | None, bytes]] = []
+        rewritten: list[tuple[str, bytes]] = []
+        for msg, pid, session_id, payload in kept:
+            if pid in refused:
+                self._minimizer.minimize(msg)
+                payload = orjson.dumps(msg)
+                rewritten.append((str(msg["messageId"]), payload))
+            out.append((msg, pid, session_id, payload))
+        return out, rewritten
 
     def _notify(
         self,

@@ -84,6 +84,19 @@ class EventLog(Protocol):
         """
         ...
 
+    def replace(self, payloads: Sequence[tuple[str, bytes]]) -> int:
+        """Overwrite the stored payloads of these ``(message_id, payload)`` pairs, leaving no
+        trace of the old bytes (data minimization); returns how many were found."""
+        ...
+
+    def swap_payloads(self, changes: Sequence[tuple[int, bytes, bytes]]) -> int:
+        """Compare-and-swap stored payloads (key rotation): each ``(offset, expected, new)``
+        replaces the payload only while it still equals ``expected``, so a concurrent
+        redaction wins. Payloads are as stored (a sealing wrapper passes them through).
+        Returns how many were replaced.
+        """
+        ...
+
     def close(self) -> None: ...
 
 
@@ -190,6 +203,18 @@ class EventStore(Protocol):
         """
         ...
 
+    def scan_payloads(self, batch_size: int = 10_000) -> Iterator[list[tuple[str, str]]]:
+        """Every row's ``(message_id, payload)`` as stored (a sealing wrapper passes them
+        through), in batches, in no set order; rows written meanwhile may be left out."""
+        ...
+
+    def swap_payloads(self, changes: Sequence[tuple[str, str, str]]) -> int:
+        """Compare-and-swap payloads (key rotation): each ``(message_id, expected, new)``
+        replaces the payload of that message's rows only while it still equals ``expected``.
+        Returns how many rows were replaced.
+        """
+        ...
+
     def close(self) -> None: ...
 
 
@@ -211,6 +236,18 @@ class QuarantineStore(Protocol):
         ...
 
     def count(self, status: str | None = "quarantined") -> int: ...
+
+    def scan_payloads(self, batch_size: int = 1000) -> Iterator[list[tuple[str, Any]]]:
+        """Every item's ``(id, payload)`` as stored (a sealing wrapper passes them through),
+        in batches; items added meanwhile may be left out."""
+        ...
+
+    def swap_payloads(self, changes: Sequence[tuple[str, Any, Any]]) -> int:
+        """Compare-and-swap payloads (key rotation): each ``(id, expected, new)`` replaces the
+        payload only while it still equals ``expected`` (compared as JSON values), so a
+        concurrent erasure or replay wins. Returns how many were replaced.
+        """
+        ...
 
     def close(self) -> None: ...
 

@@ -13,6 +13,7 @@ from personify.api.app import create_app
 from personify.errors import InvalidInput
 from personify.facade import Personify
 from personify.privacy.consent import PURPOSES, changes_in_message, parse_purposes
+from personify.profiles.processor import Processor
 
 ADMIN = {"Authorization": "Bearer admin"}
 
@@ -192,3 +193,87 @@ def test_events_whose_consent_refuses_analytics_are_kept_minimal() -> None:
     assert b"visitor-9" not in stored.payload and b'"revenue":30' in stored.payload
     # the minimized event lives on a pseudonymous profile; the consented one on the visitor's
     assert p.profile_by("anonymous_id", "visitor-9")["computed"]["revenue"] == 5.0
+
+
+def _stored(p: Personify, message_id: str) -> tuple[bytes, dict[str, object]]:
+    """The log payload and the event-store row of one message."""
+    [record] = [r for r in p.stores.log.read(0, 1000) if r.message_id == message_id]
+    [row] = [
+        e
+        for e in p.stores.events.timeline([p.lookup("user_id", "u1")], limit=1000)
+        if e["message_id"] == message_id
+    ]
+    return record.payload, row
+
+
+def test_a_person_who_refused_analytics_has_later_events_stored_minimal() -> None:
+    p, _ = memory_engine()
+    p.identify(
+        user_id="u1",
+        anonymous_id="visitor-1",
+        traits={"country": "US", "consent": {"analytics": False}},
+        timestamp="2024-05-01T10:00:00Z",
+    )
+    p.drain()
+    p.track(
+        messageId="m-order",
+        user_id="u1",
+        anonymous_id="visitor-1",
+        event="Order Completed",
+        properties={"revenue": 30, "order_id": "o1", "coupon": "SPRING"},
+        context={"ip": "203.0.113.9", "userAgent": "Mozilla/5.0 (Windows NT 10.0)"},
+        timestamp="2024-05-02T10:00:00Z",
+    )
+    p.drain()
+    payload, row = _stored(p, "m-order")
+    for raw in (payload, str(row["payload"]).encode()):
+        assert b"203.0.113.9" not in raw and b"SPRING" not in raw and b"visitor-1" not in raw
+        assert b'"revenue":30' in raw and b'"order_id":"o1"' in raw
+    assert str(row["anonymous_id"]).startswith("pseudo:") and row["browser"] is None
+    # the identify that carried the refusal and the order: both minimal
+    assert isinstance(p.processor, Processor) and p.processor.minimized == 2
+    # the profile itself still counts the order (profiles are not analytics events)
+    assert p.profile_by("user_id", "u1")["computed"]["revenue"] == 30.0
+
+
+def test_consent_given_in_the_same_batch_applies_to_the_events_after_it() -> None:
+    p, _ = memory_engine()
+    p.identify(user_id="u1", traits={"country": "US", "consent": {"analytics": False}})
+    p.track(messageId="m-view", user_id="u1", event="Product Viewed", context={"ip": "203.0.113.9"})
+    p.drain()  # one batch: the refusal is not stored yet when the view is
+    payload, _ = _stored(p, "m-view")
+    assert b"203.0.113.9" not in payload
+
+
+def test_opt_in_regions_keep_events_minimal_until_analytics_is_granted() -> None:
+    p, _ = memory_engine()
+    p.identify(user_id="u1", traits={"country": "FR"}, timestamp="2024-05-01T10:00:00Z")
+    p.track(
+        messageId="m-before",
+        user_id="u1",
+        event="Product Viewed",
+        context={"ip": "198.51.100.7"},
+        timestamp="2024-05-01T10:01:00Z",
+    )
+    p.drain()
+    p.track(
+        user_id="u1",
+        event="Consent Updated",
+        properties={"purposes": {"analytics": True}, "version": "v3"},
+        timestamp="2024-05-01T10:02:00Z",
+    )
+    p.track(
+        messageId="m-after",
+        user_id="u1",
+        event="Product Viewed",
+        context={"ip": "198.51.100.8"},
+        timestamp="2024-05-01T10:03:00Z",
+    )
+    p.drain()
+    assert b"198.51.100.7" not in _stored(p, "m-before")[0]
+    assert b"198.51.100.8" in _stored(p, "m-after")[0]
+    p.track(messageId="m-us", user_id="u2", event="Product Viewed", context={"ip": "192.0.2.1"})
+    p.identify(user_id="u2", traits={"country": "US"})
+    p.drain()
+    [record] = [r for r in p.stores.log.read(0, 1000) if r.message_id == "m-us"]
+    assert b"192.0.2.1" in record.payload  # opt-out region: kept in full

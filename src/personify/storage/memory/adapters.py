@@ -47,13 +47,26 @@ class MemoryEventLog:
         return self.head()
 
     def redact(self, message_ids: Sequence[str]) -> int:
-        wanted = set(message_ids)
+        return self.replace([(mid, erasure_tombstone(mid)) for mid in message_ids])
+
+    def replace(self, payloads: Sequence[tuple[str, bytes]]) -> int:
+        wanted = dict(payloads)
         with self._cond:
             done = 0
             for i, rec in enumerate(self._records):
                 if rec.message_id in wanted:
-                    tomb = erasure_tombstone(rec.message_id)
-                    self._records[i] = LogRecord(rec.offset, rec.message_id, tomb)
+                    self._records[i] = LogRecord(rec.offset, rec.message_id, wanted[rec.message_id])
+                    done += 1
+            return done
+
+    def swap_payloads(self, changes: Sequence[tuple[int, bytes, bytes]]) -> int:
+        with self._cond:
+            done = 0
+            for offset, expected, new in changes:
+                i = offset - 1
+                if 0 <= i < len(self._records) and self._records[i].payload == expected:
+                    rec = self._records[i]
+                    self._records[i] = LogRecord(rec.offset, rec.message_id, new)
                     done += 1
             return done
 
@@ -211,6 +224,25 @@ class MemoryEventStore:
             self._events = [e for e in self._events if not expired(e)]
         return ids
 
+    def scan_payloads(self, batch_size: int = 10_000) -> Iterator[list[tuple[str, str]]]:
+        with self._lock:
+            rows = [
+                (e["message_id"], e["payload"]) for e in self._events if e["payload"] is not None
+            ]
+        for i in range(0, len(rows), batch_size):
+            yield rows[i : i + batch_size]
+
+    def swap_payloads(self, changes: Sequence[tuple[str, str, str]]) -> int:
+        wanted = {(mid, expected): new for mid, expected, new in changes}
+        with self._lock:
+            done = 0
+            for e in self._events:
+                new = wanted.get((e["message_id"], e["payload"]))
+                if new is not None:
+                    e["payload"] = new
+                    done += 1
+            return done
+
     def close(self) -> None:
         pass
 
@@ -258,6 +290,22 @@ class MemoryQuarantineStore:
     def count(self, status: str | None = "quarantined") -> int:
         with self._lock:
             return sum(1 for i in self._items.values() if status is None or i["status"] == status)
+
+    def scan_payloads(self, batch_size: int = 1000) -> Iterator[list[tuple[str, Any]]]:
+        with self._lock:
+            rows = [(i["id"], copy.deepcopy(i["payload"])) for i in self._items.values()]
+        for i in range(0, len(rows), batch_size):
+            yield rows[i : i + batch_size]
+
+    def swap_payloads(self, changes: Sequence[tuple[str, Any, Any]]) -> int:
+        with self._lock:
+            done = 0
+            for item_id, expected, new in changes:
+                item = self._items.get(item_id)
+                if item is not None and item["payload"] == expected:
+                    item["payload"] = copy.deepcopy(new)
+                    done += 1
+            return done
 
     def close(self) -> None:
         pass

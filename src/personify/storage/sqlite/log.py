@@ -105,7 +105,12 @@ class SqliteEventLog:
             return int(self._read.execute("SELECT COUNT(*) FROM log").fetchone()[0])
 
     def redact(self, message_ids: Sequence[str]) -> int:
+        return self.replace([(mid, erasure_tombstone(mid)) for mid in message_ids])
+
+    def replace(self, payloads: Sequence[tuple[str, bytes]]) -> int:
         # secure_delete zeroes the bytes the old payloads leave behind in the page
+        if not payloads:
+            return 0
         with self._write_lock:
             con = self._write
             con.execute("PRAGMA secure_delete=ON")
@@ -113,10 +118,30 @@ class SqliteEventLog:
             try:
                 done = sum(
                     con.execute(
-                        "UPDATE log SET payload = ? WHERE message_id = ?",
-                        (erasure_tombstone(mid), mid),
+                        "UPDATE log SET payload = ? WHERE message_id = ?", (payload, mid)
                     ).rowcount
-                    for mid in message_ids
+                    for mid, payload in payloads
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return done
+
+    def swap_payloads(self, changes: Sequence[tuple[int, bytes, bytes]]) -> int:
+        if not changes:
+            return 0
+        with self._write_lock:
+            con = self._write
+            con.execute("PRAGMA secure_delete=ON")  # the replaced bytes are zeroed
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                done = sum(
+                    con.execute(
+                        "UPDATE log SET payload = ? WHERE offset = ? AND payload = ?",
+                        (new, offset, expected),
+                    ).rowcount
+                    for offset, expected, new in changes
                 )
                 con.execute("COMMIT")
             except BaseException:
