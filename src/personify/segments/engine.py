@@ -92,6 +92,7 @@ class SegmentEngine:
         poll_seconds: float = 0.5,
     ) -> None:
         self.store = store
+        store.own()  # this engine is the store's only writer: keep its working set in memory
         self._definitions = definitions
         self._profiles = profiles
         self._events = events

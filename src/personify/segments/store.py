@@ -120,10 +120,25 @@ class SegmentStore:
         self._path = path
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._cache: _WriteThrough | None = None
+
+    def own(self, size: int = 100_000) -> None:
+        """Declare this object the only writer of the store (the segment engine does, in the
+        process that runs it): per-profile clause states, memberships and due times are then
+        kept in memory, written through, so a batch reads the database only for profiles not
+        seen lately. Never call it where another process writes the same file."""
+        if self._cache is None:
+            self._cache = _WriteThrough(size)
 
     # -- writes ---------------------------------------------------------------------------
     @_serialized
     def write(self, w: SegmentWrite, name: str = "segments") -> None:
+        encoded = {key: orjson.dumps(s) for key, s in w.states.items()}
+        self._write(w, name, encoded)
+        if self._cache is not None:  # only once committed
+            self._cache.written(w, encoded)
+
+    def _write(self, w: SegmentWrite, name: str, encoded: dict[tuple[str, str], bytes]) -> None:
         with self._engine.begin() as con:
             if w.clear_clauses:
                 con.exec_driver_sql(
@@ -133,7 +148,7 @@ class SegmentStore:
                 con.exec_driver_sql(
                     "INSERT INTO clause_state (profile_id, clause, state) VALUES (?, ?, ?) "
                     "ON CONFLICT (profile_id, clause) DO UPDATE SET state = excluded.state",
-                    [(pid, cid, orjson.dumps(s)) for (pid, cid), s in w.states.items()],
+                    [(pid, cid, state) for (pid, cid), state in encoded.items()],
                 )
             if w.entered:
                 con.exec_driver_sql(
@@ -186,6 +201,8 @@ class SegmentStore:
 
         History rows stay (closed by the caller through exits when it means them to).
         """
+        if self._cache is not None:
+            self._cache.clear()
         with self._engine.begin() as con:
             if segments is None:
                 con.exec_driver_sql("DELETE FROM members")
@@ -202,6 +219,8 @@ class SegmentStore:
         """Erase every trace of these profiles (privacy erasure)."""
         rows = [(pid,) for pid in profile_ids]
         removed = 0
+        if self._cache is not None:
+            self._cache.forget(profile_ids)
         with self._engine.begin() as con:
             for table in ("members", "changes", "clause_state", "due"):
                 removed += con.exec_driver_sql(
@@ -232,6 +251,23 @@ class SegmentStore:
         if not profile_ids or not clause_ids:
             return out
         wanted = set(clause_ids)
+        loads = orjson.loads
+        cache = self._cache
+        if cache is not None:
+            known, missing = cache.split(cache.states, profile_ids)
+            loaded = self._load_states(missing)
+            cache.fill(cache.states, missing, loaded, dict)
+            known.update(loaded)
+        else:
+            known = self._load_states(profile_ids)
+        for pid, mine in known.items():
+            for cid, state in mine.items():
+                if cid in wanted:
+                    out[(pid, cid)] = loads(state)
+        return out
+
+    def _load_states(self, profile_ids: Sequence[str]) -> dict[str, dict[str, bytes]]:
+        out: dict[str, dict[str, bytes]] = {}
         with self._engine.connect() as con:
             for chunk in _chunks(list(profile_ids), 500):
                 marks = ", ".join("?" * len(chunk))
@@ -240,8 +276,7 @@ class SegmentStore:
                     f"WHERE profile_id IN ({marks})",
                     tuple(chunk),
                 ).fetchall():
-                    if cid in wanted:
-                        out[(pid, cid)] = orjson.loads(state)
+                    out.setdefault(pid, {})[cid] = bytes(state)
         return out
 
     def _reader(self) -> sqlite3.Connection | None:
@@ -268,6 +303,16 @@ class SegmentStore:
     @_serialized
     def memberships(self, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Current segments per profile: ``{pid: {segment: entered_at}}``."""
+        cache = self._cache
+        if cache is None:
+            return self._load_memberships(profile_ids)
+        known, missing = cache.split(cache.members, profile_ids)
+        loaded = self._load_memberships(missing)
+        cache.fill(cache.members, missing, loaded, dict)
+        known.update(loaded)
+        return {pid: dict(known[pid]) for pid in profile_ids}
+
+    def _load_memberships(self, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {pid: {} for pid in profile_ids}
         with self._engine.connect() as con:
             for chunk in _chunks(list(profile_ids), 500):
@@ -282,6 +327,16 @@ class SegmentStore:
 
     @_serialized
     def dues(self, profile_ids: Sequence[str]) -> dict[str, str]:
+        cache = self._cache
+        if cache is None:
+            return self._load_dues(profile_ids)
+        known, missing = cache.split(cache.dues, profile_ids)
+        loaded = self._load_dues(missing)
+        cache.fill(cache.dues, missing, loaded, lambda: None)
+        known.update(loaded)
+        return {pid: at for pid, at in known.items() if at is not None}
+
+    def _load_dues(self, profile_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         with self._engine.connect() as con:
             for chunk in _chunks(list(profile_ids), 500):
@@ -383,6 +438,72 @@ class SegmentStore:
                 con.close()
         self._readers.clear()
         self._engine.dispose()
+
+
+class _WriteThrough:
+    """The engine's working set of per-profile state, each entry complete for its profile:
+    clause states (serialized, so callers get fresh copies), memberships and due times
+    (None: no row). Updated only after a write commits; oldest profiles are evicted."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(size, 100)
+        self.states: dict[str, dict[str, bytes]] = {}
+        self.members: dict[str, dict[str, str]] = {}
+        self.dues: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def split(
+        self, table: dict[str, Any], profile_ids: Sequence[str]
+    ) -> tuple[dict[str, Any], list[str]]:
+        with self._lock:
+            known = {pid: table[pid] for pid in profile_ids if pid in table}
+        return known, [pid for pid in profile_ids if pid not in known]
+
+    def fill(
+        self,
+        table: dict[str, Any],
+        profile_ids: Sequence[str],
+        loaded: dict[str, Any],
+        empty: Callable[[], Any],
+    ) -> None:
+        with self._lock:
+            for pid in profile_ids:
+                table[pid] = loaded[pid] if pid in loaded else empty()
+            if len(table) > self.size:  # down to 90% of the size, oldest first
+                for old in list(table)[: len(table) - self.size + self.size // 10]:
+                    del table[old]
+
+    def written(self, w: SegmentWrite, encoded: dict[tuple[str, str], bytes]) -> None:
+        with self._lock:
+            if w.clear_clauses:
+                gone = set(w.clear_clauses)
+                for mine in self.states.values():
+                    for cid in gone & mine.keys():
+                        del mine[cid]
+            for (pid, cid), state in encoded.items():
+                if pid in self.states:
+                    self.states[pid][cid] = state
+            for segment, pid, at in w.entered:
+                if pid in self.members:
+                    self.members[pid].setdefault(segment, at)
+            for segment, pid, _ in w.exited:
+                if pid in self.members:
+                    self.members[pid].pop(segment, None)
+            for pid, due in w.due.items():
+                if pid in self.dues:
+                    self.dues[pid] = due
+
+    def forget(self, profile_ids: Iterable[str]) -> None:
+        with self._lock:
+            for pid in profile_ids:
+                for table in (self.states, self.members, self.dues):
+                    table.pop(pid, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.states.clear()
+            self.members.clear()
+            self.dues.clear()
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
