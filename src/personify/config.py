@@ -35,6 +35,15 @@ class CollectSettings(_Group):
             "HTTP collection waits before accepting more, so profiles stay fresh."
         ),
     )
+    max_processing_delay_s: float = Field(
+        0.5,
+        ge=0,
+        description=(
+            "Backpressure in time: HTTP collection also waits while the waiting messages "
+            "would take the processor longer than this to clear at its recent rate (a "
+            "processor slowed by many segments gets a shorter queue). 0 turns it off."
+        ),
+    )
     backpressure_timeout_s: float = Field(
         10.0, description="Longest a request waits for the processor before answering 503."
     )

@@ -26,6 +26,7 @@ from personify.config import Settings
 from personify.decide.log import DecisionLog
 from personify.definitions import DefinitionStore
 from personify.errors import InvalidInput, NotFound, Unavailable
+from personify.events.backpressure import DrainRate
 from personify.events.collector import BatchResult, Collector
 from personify.identity.normalize import normalize_email, normalize_phone
 from personify.profiles.processor import Processing, Processor
@@ -102,6 +103,7 @@ class Personify:
         # Cached profile views are invalidated by the processor's callback, which only
         # reaches this process when processing runs here.
         self._cache_views = isinstance(processor, Processor)
+        self._drain = DrainRate()  # the processor's recent rate, for backpressure in time
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -132,19 +134,31 @@ class Personify:
 
     # -- collection -------------------------------------------------------------------------
     async def wait_for_capacity(self) -> None:
-        """Backpressure for the HTTP collector: wait while the processor is too far behind.
+        """Backpressure for the HTTP collector: wait while the processor is too far behind,
+        in messages (``collect.max_processing_lag``) or in time at its recent rate
+        (``collect.max_processing_delay_s``, see :mod:`personify.events.backpressure`).
 
         Raises :class:`Unavailable` (503, clients retry) if it stays behind for too long.
         Nothing has been accepted at that point, so nothing is lost.
         """
         limits = self.settings.collect
-        if not self.processor.running or self.processor.lag() <= limits.max_processing_lag:
+        processor, drain = self.processor, self._drain
+        if not processor.running:
+            return
+
+        def behind() -> int:
+            lag = processor.lag()
+            drain.observe(processor.position, lag)
+            allowed = drain.limit(limits.max_processing_lag, limits.max_processing_delay_s, 1000)
+            return lag if lag > allowed else 0
+
+        if not behind():
             return
         deadline = time.monotonic() + limits.backpressure_timeout_s
-        while self.processor.lag() > limits.max_processing_lag:
+        while lag := behind():
             if time.monotonic() > deadline:
                 raise Unavailable(
-                    f"profile processing is {self.processor.lag()} messages behind",
+                    f"profile processing is {lag} messages behind",
                     hint="retry with backoff (Segment SDKs do this on 503)",
                 )
             await asyncio.sleep(0.005)
