@@ -19,6 +19,9 @@ Protocol (printed into the results file):
   VM's speed varies by tens of percent over hours, so compare runs through it.
 * cpu_us_per_event (diagnostic): CPU seconds used by the API process and by the processing
   worker per ingested event, from /proc, over each run (until the worker caught up).
+* encrypt_pii_run (diagnostic): one more run with ``PERSONIFY_PRIVACY__ENCRYPT_PII=true``
+  (PII sealed with AES-GCM in the log, events and profiles): its rate and CPU per event, to
+  compare with cpu_us_per_event of the runs above.
 * With BENCH_PYSPY=DIR (diagnostic, needs py-spy from the dev extras), the last run records
   a sampling profile of each process (GIL holder only, speedscope format) into DIR.
 """
@@ -239,37 +242,24 @@ def wait_caught_up(url: str) -> None:
         time.sleep(0.02)
 
 
-def ingest_runs() -> dict[str, Any]:
+def ingest_runs(
+    runs: int = RUNS, settings: dict[str, str] | None = None, baseline: bool = True
+) -> dict[str, Any]:
+    """``runs`` ingestion runs (``settings``: extra PERSONIFY_ variables for the server)."""
     rates, bare_rates, lags, lookups = [], [], [], []
     api_cpu, worker_cpu = [], []
-    for run in range(RUNS):
+    for run in range(runs):
         bodies, markers = make_batches(seed=run)
         events = BATCHES * BATCH_SIZE
-        port = free_port()
-        bare = start_server(
-            [
-                "-m",
-                "uvicorn",
-                "bare_parse_app:app",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--app-dir",
-                str(Path(__file__).parent),
-            ],
-            port,
-        )
-        try:
-            bare_rates.append(events / send_all(f"http://127.0.0.1:{port}", bodies, markers))
-        finally:
-            stop(bare)
+        if baseline:
+            bare_rates.append(bare_parse_rate(bodies, markers))
         with tempfile.TemporaryDirectory() as data:
             port = free_port()
             env = {
                 "PERSONIFY_DATA_DIR": data,
                 "PERSONIFY_WRITE_KEYS": WRITE_KEY,
                 "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
+                **(settings or {}),
             }
             srv = start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env)
             url = f"http://127.0.0.1:{port}"
@@ -277,7 +267,7 @@ def ingest_runs() -> dict[str, Any]:
                 poller = MarkerPoller(url)
                 poller.thread.start()
                 worker = worker_pid(srv.pid)
-                spies = profilers(srv.pid, worker) if run == RUNS - 1 else []
+                spies = profilers(srv.pid, worker) if run == runs - 1 and baseline else []
                 cpu0 = (cpu_seconds(srv.pid), cpu_seconds(worker))
                 rates.append(events / send_all(url, bodies, markers, poller.acked))
                 poller.done.set()
@@ -289,7 +279,7 @@ def ingest_runs() -> dict[str, Any]:
                 for spy in spies:
                     spy.send_signal(signal.SIGINT)
                     spy.wait(timeout=60)
-                if run == RUNS - 1:
+                if run == runs - 1:
                     lookups = lookup_latencies(url)
                 health = httpx.get(
                     f"{url}/v1/stats", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -297,7 +287,8 @@ def ingest_runs() -> dict[str, Any]:
             finally:
                 stop(srv)
         print(
-            f"run {run + 1}: {rates[-1]:,.0f} ev/s (bare {bare_rates[-1]:,.0f}), "
+            f"run {run + 1}{' ' + str(settings) if settings else ''}: {rates[-1]:,.0f} ev/s "
+            f"(bare {bare_rates[-1] if bare_rates else float('nan'):,.0f}), "
             f"lag p99 {percentile(poller.lags, 99):.2f}s, health {health}"
         )
     return {
@@ -308,6 +299,29 @@ def ingest_runs() -> dict[str, Any]:
         "api_cpu": api_cpu,
         "worker_cpu": worker_cpu,
     }
+
+
+def bare_parse_rate(bodies: list[bytes], markers: list[str | None]) -> float:
+    """The same batches against a FastAPI endpoint that only parses them (the ceiling)."""
+    port = free_port()
+    bare = start_server(
+        [
+            "-m",
+            "uvicorn",
+            "bare_parse_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--app-dir",
+            str(Path(__file__).parent),
+        ],
+        port,
+    )
+    try:
+        return BATCHES * BATCH_SIZE / send_all(f"http://127.0.0.1:{port}", bodies, markers)
+    finally:
+        stop(bare)
 
 
 def import_runs(datasets: Path | None) -> list[float]:
@@ -332,6 +346,7 @@ def main() -> None:
     from personify.config import Settings
 
     ingest = ingest_runs()
+    sealed = ingest_runs(1, {"PERSONIFY_PRIVACY__ENCRYPT_PII": "true"}, baseline=False)
     imports = import_runs(Settings().datasets_dir)
     figures = {
         "events_per_s": round(median(ingest["rates"])),
@@ -356,6 +371,13 @@ def main() -> None:
         "cpu_us_per_event": {
             "api_process": round(median(ingest["api_cpu"]), 1),
             "worker_process": round(median(ingest["worker_cpu"]), 1),
+        },
+        "encrypt_pii_run": {
+            "events_per_s": round(sealed["rates"][0]),
+            "cpu_us_per_event": {
+                "api_process": round(sealed["api_cpu"][0], 1),
+                "worker_process": round(sealed["worker_cpu"][0], 1),
+            },
         },
     }
     path = write_results("ingest", __doc__ or "", figures, extra)
