@@ -104,6 +104,34 @@ def get_job(p: Engine, job_id: str) -> dict[str, Any]:
     return privacy_of(p).jobs.get(job_id)
 
 
+@router.post("/v1/privacy/keys/rotate", dependencies=[Admin], status_code=202)
+def rotate_keys(
+    request: Request,
+    p: Engine,
+    body: Annotated[
+        dict[str, Any] | None, Body(examples=[{"retire": True}, {"resume": True}])
+    ] = None,
+) -> dict[str, Any]:
+    """Add a PII key and re-encrypt every sealed value with it (profiles, log, events,
+    quarantine) in the background while the server serves; a ``running`` job to follow at
+    ``GET /v1/privacy/jobs/{job_id}``. ``retire`` then drops the old keys once a check pass
+    finds nothing left under them; ``resume`` adds no key and finishes an earlier rotation."""
+    from personify.privacy.rotation import run_rotation
+
+    options = body or {}
+    flags = {name: options.get(name, False) for name in ("retire", "resume")}
+    problems = [Problem(k, "true or false") for k, v in flags.items() if not isinstance(v, bool)]
+    unknown = sorted(set(options) - set(flags))
+    problems += [Problem(k, "unknown option; use retire and resume") for k in unknown]
+    if problems:
+        raise InvalidInput(
+            "invalid key rotation options", hint='for example {"retire": true}', problems=problems
+        )
+    return run_rotation(
+        p, actor(request), retire=flags["retire"], resume=flags["resume"], background=True
+    )
+
+
 @router.post("/v1/regulations", dependencies=[Admin])
 async def regulations(
     request: Request,

@@ -15,7 +15,7 @@ from rich.table import Table
 from personify.cli.common import console, friendly_errors
 from personify.errors import InvalidInput
 
-app = typer.Typer(help="Consent, data-subject export and erasure, audit log.")
+app = typer.Typer(help="Consent, data-subject export and erasure, audit log, PII keys.")
 
 _USER = typer.Option(None, "--user-id", help="The person's userId.")
 _ANON = typer.Option(None, "--anonymous-id", help="The person's anonymousId.")
@@ -151,36 +151,49 @@ def audit(
 def rotate_key(
     retire: bool = typer.Option(
         False,
-        help="Then drop the old keys. Only safe once no stored message is sealed with them: "
-        "the log, events and quarantine are not re-sealed (retention ages them out).",
+        help="Then drop the old keys, once a check pass finds no stored value still sealed "
+        "with them.",
+    ),
+    resume: bool = typer.Option(
+        False, help="Add no key: finish an interrupted rotation with the current one."
     ),
 ) -> None:
-    """Add a new PII key and re-encrypt every profile with it (old keys are kept to read
-    older messages unless --retire).
+    """Add a new PII key and re-encrypt every sealed value with it: profiles, the event log,
+    the event store and the quarantine, in batches (values already under the new key are left
+    alone, so an interrupted run can be finished with --resume).
 
-    Run it while the server is stopped (it rewrites whole profile documents).
+    Run it while the server is stopped; against a running server use
+    POST /v1/privacy/keys/rotate, which does the same in the background.
     """
+    from typing import Any
+
     from personify.config import Settings
     from personify.platform import build
-    from personify.privacy.encrypted_store import EncryptedProfileStore
-    from personify.privacy.pii import retire_keys, rotate_keyring
+    from personify.privacy.rotation import check_settings, run_rotation
 
     settings = Settings()
-    if not settings.privacy.encrypt_pii or settings.privacy.pii_key:
-        raise InvalidInput(
-            "key rotation needs PERSONIFY_PRIVACY__ENCRYPT_PII=true and the keyring file",
-            hint="a key given in PERSONIFY_PRIVACY__PII_KEY is rotated by whoever manages it",
-        )
-    ring = rotate_keyring(settings.data_dir)
-    with build(settings) as p:
-        store = p.stores.profiles
-        assert isinstance(store, EncryptedProfileStore)
-        resealed = store.reseal()
-        if p.privacy is not None:
-            p.privacy.audit.record("cli", "keys.rotate_pii", ring.current, {"resealed": resealed})
-    if retire:
-        retire_keys(settings.data_dir)
-    console.print(f"new key {ring.current}; re-encrypted {resealed:,} profiles")
+    check_settings(settings)
+    with build(settings) as p, console.status("re-encrypting...") as status:
+
+        def progress(summary: dict[str, Any], store_done: bool) -> None:
+            part = summary.get("check", summary)  # the check pass before --retire
+            store = str(part.get("running", ""))
+            name = store.removeprefix("check ")
+            done, seen = part["resealed"].get(name, 0), part["examined"].get(name, 0)
+            if store_done:
+                console.print(f"{store}: looked at {seen:,}, re-encrypted {done:,}")
+            else:
+                status.update(f"{store}: looked at {seen:,}, re-encrypted {done:,}...")
+
+        job = run_rotation(p, "cli", resume=resume, retire=retire, on_progress=progress)
+    summary = job["summary"]
+    n = summary["resealed"]
+    retired = f"; retired {summary['retired']} old keys" if "retired" in summary else ""
+    console.print(
+        f"key {summary['key']}; re-encrypted {n['profiles']:,} profiles, {n['log']:,} log "
+        f"messages, {n['events']:,} events, {n['quarantine']:,} quarantined items{retired} "
+        f"(job {job['job_id']})"
+    )
 
 
 @app.command("retention")

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from personify.privacy.pii import FieldCipher, is_sealed
+from personify.privacy.pii import FieldCipher, Resealed, is_sealed
 from personify.privacy.secret import pseudonym
 from personify.storage.ports import ProfileChanges, ProfileStore
 
@@ -137,15 +137,18 @@ class EncryptedProfileStore:
         whichever key sealed them and written back sealed with the current key. Run it with
         processing stopped or paused (it writes whole documents).
         """
-        done = 0
+        return sum(batch.resealed for batch in self.reseal_batches(batch_size))
+
+    def reseal_batches(self, batch_size: int = 500) -> Iterator[Resealed]:
+        """:meth:`reseal` one batch per step, so a caller can hold the processor's lock
+        around each step (under ``serve`` the worker does) and report progress."""
         for batch in self.inner.scan(batch_size):
             merged = [pid for doc in batch for pid in doc.get("merged_from") or ()]
             docs = [*batch, *self.inner.get_many(merged).values()]
             stale = {str(d["profile_id"]): self._open_doc(d) for d in docs if self._needs_reseal(d)}
             if stale:
                 self.apply(ProfileChanges(profiles=stale))
-                done += len(stale)
-        return done
+            yield Resealed(len(docs), len(stale))
 
     def _needs_reseal(self, doc: dict[str, Any]) -> bool:
         values: Sequence[Any] = [

@@ -1,4 +1,4 @@
-"""Privacy jobs (export, erase): status and a summary, readable by id.
+"""Privacy jobs (export, erase, key rotation): status and a summary, readable by id.
 
 The subject is stored as a pseudonym and the summary holds counts only, so the job table
 never keeps the person's data. An export's full result is kept in memory for the life of
@@ -21,7 +21,7 @@ import orjson
 from personify.errors import NotFound
 from personify.privacy.db import Db
 
-KINDS = ("export", "erase")
+KINDS = ("export", "erase", "rotate")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
@@ -54,6 +54,14 @@ class JobStore:
             )
         return job_id
 
+    def progress(self, job_id: str, summary: Mapping[str, Any]) -> None:
+        """Record how far a running job got (a key rotation reports each store it passed)."""
+        with self._db.tx() as con:
+            con.execute(
+                "UPDATE jobs SET summary = ? WHERE job_id = ? AND status = 'running'",
+                (orjson.dumps(dict(summary)).decode(), job_id),
+            )
+
     def finish(
         self,
         job_id: str,
@@ -85,7 +93,7 @@ class JobStore:
         if not rows:
             raise NotFound(
                 f"no privacy job {job_id!r}",
-                hint="use the job_id returned by POST /v1/privacy/export or /erase",
+                hint="use the job_id returned by POST /v1/privacy/export, /erase or /keys/rotate",
             )
         job = dict(zip(_COLUMNS, rows[0], strict=True))
         job["summary"] = orjson.loads(job["summary"])

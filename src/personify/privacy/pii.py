@@ -7,8 +7,8 @@ field name is authenticated data, so a sealed value cannot be moved to another f
 
 The keyring (``<data_dir>/pii.keys``, mode 0600, or ``privacy.pii_key``) holds every key
 still needed to read old values and names the current one; :func:`rotate_keyring` adds a
-key and makes it current, and re-sealing the stored values (``EncryptedProfileStore.reseal``)
-lets the old keys be retired.
+key and makes it current, and re-sealing every stored value (:mod:`personify.privacy.rotation`:
+profiles, the event log, the event store and the quarantine) lets the old keys be retired.
 
 >>> ring = Keyring({"k1": bytes(32)}, "k1")
 >>> sealed = FieldCipher(ring).seal(b'"ann@example.com"', "email")
@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -65,6 +65,10 @@ class Keyring:
         raw = orjson.loads(data)
         return cls({k: bytes.fromhex(v) for k, v in raw["keys"].items()}, str(raw["current"]))
 
+    def current_only(self) -> Keyring:
+        """The keyring without its old keys (once no value sealed with them remains)."""
+        return Keyring({self.current: self.keys[self.current]}, self.current)
+
 
 def load_keyring(configured: str | None, data_dir: Path | None) -> Keyring:
     """The key from settings (hex, 32 bytes), else the keyring file (created once, 0600)."""
@@ -90,18 +94,21 @@ def load_keyring(configured: str | None, data_dir: Path | None) -> Keyring:
 def rotate_keyring(data_dir: Path) -> Keyring:
     """Add a new current key to the keyring file (old keys stay until values are resealed)."""
     path = data_dir / KEY_FILE
-    ring = Keyring.from_json(path.read_bytes())
-    kid = f"k{len(ring.keys) + 1}_{secrets.token_hex(3)}"
-    new = Keyring({**ring.keys, kid: AESGCM.generate_key(bit_length=256)}, kid)
+    new = with_new_key(Keyring.from_json(path.read_bytes()))
     _write_private(path, new.as_json())
     return new
+
+
+def with_new_key(ring: Keyring) -> Keyring:
+    """The keyring plus a fresh random key, which becomes the current one."""
+    kid = f"k{len(ring.keys) + 1}_{secrets.token_hex(3)}"
+    return Keyring({**ring.keys, kid: AESGCM.generate_key(bit_length=256)}, kid)
 
 
 def retire_keys(data_dir: Path) -> Keyring:
     """Keep only the current key (call after every value was resealed with it)."""
     path = data_dir / KEY_FILE
-    ring = Keyring.from_json(path.read_bytes())
-    only = Keyring({ring.current: ring.keys[ring.current]}, ring.current)
+    only = Keyring.from_json(path.read_bytes()).current_only()
     _write_private(path, only.as_json())
     return only
 
@@ -125,21 +132,37 @@ def _write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
 
 
 class FieldCipher:
-    """Seals and opens field values with the keyring (AES-256-GCM, 96-bit random nonces)."""
+    """Seals and opens field values with the keyring (AES-256-GCM, 96-bit random nonces).
+
+    :meth:`use` swaps the keyring while other threads seal and open (key rotation under
+    ``serve``); each call reads the keyring and its ciphers together, once.
+    """
 
     def __init__(self, ring: Keyring) -> None:
-        self.ring = ring
-        self._aead = {kid: AESGCM(key) for kid, key in ring.keys.items()}
+        self._state = self._prepare(ring)
+
+    @staticmethod
+    def _prepare(ring: Keyring) -> tuple[Keyring, dict[str, AESGCM]]:
+        return ring, {kid: AESGCM(key) for kid, key in ring.keys.items()}
+
+    @property
+    def ring(self) -> Keyring:
+        return self._state[0]
+
+    def use(self, ring: Keyring) -> None:
+        """Seal with ``ring.current`` from now on, and open with any key of ``ring``."""
+        self._state = self._prepare(ring)
 
     def seal(self, plain: bytes, field: str) -> str:
+        ring, aead = self._state
         nonce = os.urandom(12)
-        sealed = self._aead[self.ring.current].encrypt(nonce, plain, field.encode())
+        sealed = aead[ring.current].encrypt(nonce, plain, field.encode())
         token = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
-        return f"{PREFIX}{self.ring.current}:{token}"
+        return f"{PREFIX}{ring.current}:{token}"
 
     def open(self, sealed: str, field: str) -> bytes:
         kid, _, token = sealed[len(PREFIX) :].partition(":")
-        aead = self._aead.get(kid)
+        aead = self._state[1].get(kid)
         if aead is None:
             raise Unavailable(
                 f"a stored value was sealed with key {kid!r}, which the keyring lacks",
@@ -156,6 +179,19 @@ class FieldCipher:
 
     def is_current(self, sealed: str) -> bool:
         return sealed.startswith(f"{PREFIX}{self.ring.current}:")
+
+    def reseal(self, sealed: str, field: str) -> str:
+        """The value sealed again with the current key (unchanged if it already is)."""
+        if self.is_current(sealed):
+            return sealed
+        return self.seal(self.open(sealed, field), field)
+
+
+class Resealed(NamedTuple):
+    """One batch of a key-rotation pass over a store."""
+
+    examined: int  # values, messages or documents looked at
+    resealed: int  # of those, how many were sealed again with the current key
 
 
 def is_sealed(value: object) -> bool:

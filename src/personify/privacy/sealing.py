@@ -254,7 +254,7 @@ class SealingQuarantine:
     def count(self, status: str | None = "quarantined") -> int:
         return self.inner.count(status)
 
-    def scan_payloads(self, batch_size: int = 1000) -> Iterator[list[tuple[str, Any]]]:
+    def scan_payloads(self, batch_size: int = 1000) -> Iterator[Sequence[tuple[str, Any]]]:
         return self.inner.scan_payloads(batch_size)
 
     def swap_payloads(self, changes: Sequence[tuple[str, Any, Any]]) -> int:

@@ -46,6 +46,9 @@ _READ_METHODS = (
 )
 # Segment work that needs the event history runs where the event store is.
 _SEGMENT_METHODS = {"segments_dry_run": "dry_run", "segments_rebuild": "rebuild"}
+# PII key rotation: the worker switches keys and re-seals the stores it writes
+# (``personify.privacy.rotation``).
+_PRIVACY_METHODS = {"privacy_reload_keys": "reload_keys", "privacy_reseal": "reseal"}
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -84,8 +87,14 @@ class RemoteEventStore:
         return value
 
     def call(self, method: str, *args: Any) -> Any:
-        """Run segment work in the worker (``segments_dry_run``, ``segments_rebuild``)."""
+        """Run segment work in the worker (``segments_dry_run``, ``segments_rebuild``) or
+        key-rotation work (``privacy_reload_keys``, ``privacy_reseal``)."""
         return self._call(method, *args)
+
+    def channel(self) -> RemoteEventStore:
+        """Another connection to the worker, for long calls (a key rotation's passes) that
+        must not hold up the timeline reads on this one; close it when done."""
+        return RemoteEventStore(self._path.parent, self._authkey)
 
     def append(self, events: Sequence[dict[str, Any]], checkpoint: int | None = None) -> None:
         raise Unavailable("only the processing worker writes the event store")
@@ -123,6 +132,15 @@ class RemoteEventStore:
             "scanning the event history runs in the processing worker",
             hint="rebuilds and dry runs are done by the worker; use the segments API",
         )
+
+    def scan_payloads(self, batch_size: int = 10_000) -> Iterator[list[tuple[str, str]]]:
+        raise Unavailable(
+            "rewriting stored payloads runs in the processing worker",
+            hint="rotate keys with POST /v1/privacy/keys/rotate; the worker re-seals events",
+        )
+
+    def swap_payloads(self, changes: Sequence[tuple[str, str, str]]) -> int:
+        raise Unavailable("only the processing worker writes the event store")
 
     def close(self) -> None:
         with self._lock:
@@ -257,7 +275,9 @@ def settle_heap() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
-def _serve_reads(listener: Listener, events: Any, segments: Any = None) -> None:
+def _serve_reads(
+    listener: Listener, events: Any, segments: Any = None, privacy: Any = None
+) -> None:
     def handle(conn: Connection) -> None:
         with conn:
             while True:
@@ -268,6 +288,9 @@ def _serve_reads(listener: Listener, events: Any, segments: Any = None) -> None:
                 try:
                     if method in _SEGMENT_METHODS and segments is not None:
                         conn.send(("ok", getattr(segments, _SEGMENT_METHODS[method])(*args)))
+                        continue
+                    if method in _PRIVACY_METHODS and privacy is not None:
+                        conn.send(("ok", getattr(privacy, _PRIVACY_METHODS[method])(*args)))
                         continue
                     if method not in _READ_METHODS:
                         raise ValueError(f"unknown method {method!r}")
@@ -307,6 +330,7 @@ def _retrain_scheduler(p: Any) -> Any:
 def main() -> None:
     """Entry point of the worker process (started by :class:`WorkerProcess`)."""
     from personify.platform import build
+    from personify.privacy.rotation import Resealer
 
     spec = orjson.loads(sys.stdin.buffer.read())
     settings = Settings.model_validate(spec["settings"])
@@ -333,7 +357,9 @@ def main() -> None:
     path.unlink(missing_ok=True)
     listener = Listener(str(path), "AF_UNIX", authkey=authkey)
     threading.Thread(
-        target=_serve_reads, args=(listener, p.stores.events, p.segment_engine), daemon=True
+        target=_serve_reads,
+        args=(listener, p.stores.events, p.segment_engine, Resealer(p)),
+        daemon=True,
     ).start()
     p.processor.start()
     if p.segment_engine is not None:

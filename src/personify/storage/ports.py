@@ -237,7 +237,7 @@ class QuarantineStore(Protocol):
 
     def count(self, status: str | None = "quarantined") -> int: ...
 
-    def scan_payloads(self, batch_size: int = 1000) -> Iterator[list[tuple[str, Any]]]:
+    def scan_payloads(self, batch_size: int = 1000) -> Iterator[Sequence[tuple[str, Any]]]:
         """Every item's ``(id, payload)`` as stored (a sealing wrapper passes them through),
         in batches; items added meanwhile may be left out."""
         ...

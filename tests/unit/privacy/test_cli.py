@@ -79,7 +79,10 @@ def test_rotate_key_needs_encryption_and_then_reseals(
     assert "re-encrypted 1 profiles" in done.output
     ring = orjson.loads((data / "pii.keys").read_bytes())
     assert ring["current"] != before and set(ring["keys"]) == {before, ring["current"]}
-    with build(Settings()) as p:  # the log still holds the message sealed with the old key
+    assert "log: looked at 1, re-encrypted 1" in done.output  # progress, store by store
+    raw = b"".join(f.read_bytes() for f in data.iterdir() if f.is_file())
+    assert f"enc:1:{before}:".encode() not in raw  # the log and events were re-sealed too
+    with build(Settings()) as p:
         assert p.timeline(p.lookup("user_id", "u1"))[0]["traits"]["email"] == "ann@example.com"
     retired = runner.invoke(app, ["privacy", "rotate-key", "--retire"])
     assert retired.exit_code == 0, retired.output

@@ -291,7 +291,7 @@ class MemoryQuarantineStore:
         with self._lock:
             return sum(1 for i in self._items.values() if status is None or i["status"] == status)
 
-    def scan_payloads(self, batch_size: int = 1000) -> Iterator[list[tuple[str, Any]]]:
+    def scan_payloads(self, batch_size: int = 1000) -> Iterator[Sequence[tuple[str, Any]]]:
         with self._lock:
             rows = [(i["id"], copy.deepcopy(i["payload"])) for i in self._items.values()]
         for i in range(0, len(rows), batch_size):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,43 @@ class SqliteQuarantineStore:
                     "SELECT COUNT(*) FROM quarantine WHERE status = ?", (status,)
                 ).fetchone()
         return int(row[0])
+
+    def scan_payloads(self, batch_size: int = 1000) -> Iterator[Sequence[tuple[str, Any]]]:
+        after = ""
+        while True:
+            with self._lock:
+                rows = self._con.execute(
+                    "SELECT id, payload FROM quarantine WHERE id > ? ORDER BY id LIMIT ?",
+                    (after, batch_size),
+                ).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [(str(item_id), orjson.loads(payload)) for item_id, payload in rows]
+
+    def swap_payloads(self, changes: Sequence[tuple[str, Any, Any]]) -> int:
+        if not changes:
+            return 0
+        done = 0
+        with self._lock:
+            self._con.execute("PRAGMA secure_delete=ON")  # the replaced bytes are zeroed
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                for item_id, expected, new in changes:
+                    row = self._con.execute(
+                        "SELECT payload FROM quarantine WHERE id = ?", (item_id,)
+                    ).fetchone()
+                    if row is not None and orjson.loads(row[0]) == expected:
+                        self._con.execute(
+                            "UPDATE quarantine SET payload = ? WHERE id = ?",
+                            (orjson.dumps(new).decode(), item_id),
+                        )
+                        done += 1
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+        return done
 
     def close(self) -> None:
         with self._lock:
