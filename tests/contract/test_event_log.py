@@ -68,3 +68,11 @@ def test_replace_overwrites_payloads_in_place(event_log: Any) -> None:
     assert second.payload == b'{"ip": "198.51.100.2"}'
     assert event_log.publish([("m1", b"{}")]) == 0  # still de-duplicated
     assert event_log.replace([]) == 0
+
+
+def test_replace_never_brings_back_an_erased_message(event_log: Any) -> None:
+    event_log.publish([("m1", b'{"userId": "ann", "ip": "203.0.113.9"}')])
+    assert event_log.redact(["m1"]) == 1
+    assert event_log.replace([("m1", b'{"userId": "ann"}')]) == 0
+    [record] = event_log.read(0, 10)
+    assert b"ann" not in record.payload and b"Erased" in record.payload

@@ -86,7 +86,8 @@ class EventLog(Protocol):
 
     def replace(self, payloads: Sequence[tuple[str, bytes]]) -> int:
         """Overwrite the stored payloads of these ``(message_id, payload)`` pairs, leaving no
-        trace of the old bytes (data minimization); returns how many were found."""
+        trace of the old bytes (data minimization); an erased message (its tombstone) is
+        left as it is. Returns how many were overwritten."""
         ...
 
     def swap_payloads(self, changes: Sequence[tuple[int, bytes, bytes]]) -> int:

@@ -9,7 +9,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from personify.storage.ports import LogRecord, ProfileChanges, erasure_tombstone
+from personify.storage.ports import (
+    ERASED_ANONYMOUS_ID,
+    LogRecord,
+    ProfileChanges,
+    erasure_tombstone,
+)
 
 
 class MemoryEventLog:
@@ -47,14 +52,18 @@ class MemoryEventLog:
         return self.head()
 
     def redact(self, message_ids: Sequence[str]) -> int:
-        return self.replace([(mid, erasure_tombstone(mid)) for mid in message_ids])
+        return self._overwrite([(mid, erasure_tombstone(mid)) for mid in message_ids], None)
 
     def replace(self, payloads: Sequence[tuple[str, bytes]]) -> int:
+        # an erased message stays erased (an erasure may have come in meanwhile)
+        return self._overwrite(payloads, f'"anonymousId":"{ERASED_ANONYMOUS_ID}"'.encode())
+
+    def _overwrite(self, payloads: Sequence[tuple[str, bytes]], unless: bytes | None) -> int:
         wanted = dict(payloads)
         with self._cond:
             done = 0
             for i, rec in enumerate(self._records):
-                if rec.message_id in wanted:
+                if rec.message_id in wanted and not (unless and unless in rec.payload):
                     self._records[i] = LogRecord(rec.offset, rec.message_id, wanted[rec.message_id])
                     done += 1
             return done

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from personify.storage.ports import LogRecord, erasure_tombstone
+from personify.storage.ports import ERASED_ANONYMOUS_ID, LogRecord, erasure_tombstone
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -105,12 +105,18 @@ class SqliteEventLog:
             return int(self._read.execute("SELECT COUNT(*) FROM log").fetchone()[0])
 
     def redact(self, message_ids: Sequence[str]) -> int:
-        return self.replace([(mid, erasure_tombstone(mid)) for mid in message_ids])
+        return self._overwrite([(mid, erasure_tombstone(mid)) for mid in message_ids], "")
 
     def replace(self, payloads: Sequence[tuple[str, bytes]]) -> int:
+        # an erased message stays erased (an erasure may have come in meanwhile)
+        return self._overwrite(payloads, f'"anonymousId":"{ERASED_ANONYMOUS_ID}"')
+
+    def _overwrite(self, payloads: Sequence[tuple[str, bytes]], unless: str) -> int:
         # secure_delete zeroes the bytes the old payloads leave behind in the page
         if not payloads:
             return 0
+        guard = " AND instr(payload, ?) = 0" if unless else ""
+        extra = (unless.encode(),) if unless else ()
         with self._write_lock:
             con = self._write
             con.execute("PRAGMA secure_delete=ON")
@@ -118,7 +124,8 @@ class SqliteEventLog:
             try:
                 done = sum(
                     con.execute(
-                        "UPDATE log SET payload = ? WHERE message_id = ?", (payload, mid)
+                        f"UPDATE log SET payload = ? WHERE message_id = ?{guard}",
+                        (payload, mid, *extra),
                     ).rowcount
                     for mid, payload in payloads
                 )
