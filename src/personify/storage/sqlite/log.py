@@ -31,6 +31,10 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute(f"PRAGMA synchronous={synchronous}")
     con.execute("PRAGMA busy_timeout=30000")
+    # Each batch touches hundreds of random pages of the message-id index; checkpointing
+    # less often copies a page that many batches changed back to the file once, not each
+    # time (measured: a third less written per message, same fsync on every commit).
+    con.execute("PRAGMA wal_autocheckpoint=20000")
     return con
 
 
