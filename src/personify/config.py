@@ -36,7 +36,7 @@ class CollectSettings(_Group):
         ),
     )
     max_processing_delay_s: float = Field(
-        0.5,
+        0.25,
         ge=0,
         description=(
             "Backpressure in time: HTTP collection also waits while the waiting messages "

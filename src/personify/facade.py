@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,7 @@ class Personify:
         # reaches this process when processing runs here.
         self._cache_views = isinstance(processor, Processor)
         self._drain = DrainRate()  # the processor's recent rate, for backpressure in time
+        self._admitted = 0  # messages of admitted requests not yet in the log (event loop only)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -150,7 +152,8 @@ class Personify:
             lag = processor.lag()
             drain.observe(processor.position, lag)
             allowed = drain.limit(limits.max_processing_lag, limits.max_processing_delay_s, 1000)
-            return lag if lag > allowed else 0
+            queued = lag + self._admitted  # with what concurrent requests are storing now
+            return queued if queued > allowed else 0
 
         if not behind():
             return
@@ -162,6 +165,18 @@ class Personify:
                     hint="retry with backoff (Segment SDKs do this on 503)",
                 )
             await asyncio.sleep(0.005)
+
+    @asynccontextmanager
+    async def admitted(self, size: int = 1) -> AsyncIterator[None]:
+        """:meth:`wait_for_capacity`, then count these ``size`` messages as queued until the
+        block ends (by then they are in the log), so that requests admitted at the same time
+        do not each add a full batch to a backlog that was just under the limit."""
+        await self.wait_for_capacity()
+        self._admitted += size
+        try:
+            yield
+        finally:
+            self._admitted -= size
 
     def send(self, kind: str, message: Mapping[str, Any], source: str = "python") -> dict[str, Any]:
         """Accept one Segment message of ``kind`` (raises :class:`InvalidInput` if invalid)."""

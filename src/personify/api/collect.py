@@ -51,8 +51,10 @@ async def batch(request: Request, p: Engine) -> Response:
     defaults: dict[str, Any] = {
         k: data[k] for k in ("context", "integrations", "sentAt") if k in data
     }
-    await p.wait_for_capacity()
-    result = await run_in_threadpool(p.collector.accept_batch, messages, source, defaults=defaults)
+    async with p.admitted(len(messages)):
+        result = await run_in_threadpool(
+            p.collector.accept_batch, messages, source, defaults=defaults
+        )
     return Response(orjson.dumps(result.as_dict()), media_type="application/json")
 
 
@@ -64,8 +66,8 @@ def _single(kind: str) -> Any:
         source = p.collector.authenticate(
             basic_username(request.headers.get("authorization")), data.get("writeKey")
         )
-        await p.wait_for_capacity()
-        return await run_in_threadpool(p.collector.accept_one, data, kind, source)
+        async with p.admitted():
+            return await run_in_threadpool(p.collector.accept_one, data, kind, source)
 
     endpoint.__name__ = kind
     endpoint.__doc__ = f"Accept one Segment `{kind}` message."

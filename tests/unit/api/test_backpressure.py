@@ -59,3 +59,18 @@ def test_accepts_at_once_when_processing_keeps_up() -> None:
     p, _ = memory_engine(collect={"max_processing_lag": 10})
     p.processor = StuckProcessing(lag=10)
     asyncio.run(p.wait_for_capacity())  # returns without waiting
+
+
+def test_requests_admitted_together_count_each_others_messages() -> None:
+    p, _ = memory_engine(collect={"max_processing_lag": 1000, "backpressure_timeout_s": 0.05})
+    p.processor = StuckProcessing(lag=600)  # under the limit on its own
+
+    async def two_batches() -> None:
+        async with p.admitted(500):  # 600 waiting + 500 being stored: the next must wait
+            with pytest.raises(Unavailable, match="1100 messages behind"):
+                async with p.admitted(500):
+                    pass
+        async with p.admitted(500):  # once the first is stored, there is room again
+            pass
+
+    asyncio.run(two_batches())
