@@ -48,6 +48,15 @@ def start_server(
     raise RuntimeError(f"server {argv} did not start")
 
 
+def start_bare_app(module: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Serve ``benchmarks/<module>.py``'s FastAPI ``app`` with uvicorn (a baseline); the
+    process and its port."""
+    port = free_port()
+    argv = ["-m", "uvicorn", f"{module}:app", "--port", str(port), "--log-level", "warning"]
+    argv += ["--app-dir", str(Path(__file__).parent)]
+    return start_server(argv, port), port
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:

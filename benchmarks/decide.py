@@ -46,6 +46,7 @@ from common import (
     median,
     percentile,
     print_table,
+    start_bare_app,
     start_server,
     stop,
     write_results,
@@ -242,19 +243,7 @@ def warm_up(port: int, users: list[str]) -> None:
 
 
 def bare_peak(users: list[str], run: int) -> float:
-    port = free_port()
-    argv = [
-        "-m",
-        "uvicorn",
-        "bare_decide_app:app",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--app-dir",
-        str(Path(__file__).parent),
-    ]
-    srv = start_server(argv, port)
+    srv, port = start_bare_app("bare_decide_app")
     try:
         warm_up(port, users)
         return peak_rps(port, users, seed=run)

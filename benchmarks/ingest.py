@@ -49,6 +49,7 @@ from common import (
     median,
     percentile,
     print_table,
+    start_bare_app,
     start_server,
     stop,
     write_results,
@@ -303,21 +304,7 @@ def ingest_runs(
 
 def bare_parse_rate(bodies: list[bytes], markers: list[str | None]) -> float:
     """The same batches against a FastAPI endpoint that only parses them (the ceiling)."""
-    port = free_port()
-    bare = start_server(
-        [
-            "-m",
-            "uvicorn",
-            "bare_parse_app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--app-dir",
-            str(Path(__file__).parent),
-        ],
-        port,
-    )
+    bare, port = start_bare_app("bare_parse_app")
     try:
         return BATCHES * BATCH_SIZE / send_all(f"http://127.0.0.1:{port}", bodies, markers)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,24 +75,28 @@ class DuckDbEventStore:
             f'CAST("{c}" AS TIMESTAMPTZ)' if c in ("timestamp", "received_at") else f'"{c}"'
             for c in EVENT_COLUMNS
         )
-        with self._lock:
-            cur = self._con.cursor()
-            try:
-                cur.execute("BEGIN TRANSACTION")
-                if events:
-                    cur.register("_batch", table)
-                    cur.execute(f"INSERT INTO events SELECT {casts} FROM _batch")
-                    cur.unregister("_batch")
-                if checkpoint is not None:
-                    cur.execute(
-                        "INSERT OR REPLACE INTO checkpoints VALUES ('events', ?)", [checkpoint]
-                    )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
+        with self._lock, self._transaction() as cur:
+            if events:
+                cur.register("_batch", table)
+                cur.execute(f"INSERT INTO events SELECT {casts} FROM _batch")
+                cur.unregister("_batch")
+            if checkpoint is not None:
+                cur.execute("INSERT OR REPLACE INTO checkpoints VALUES ('events', ?)", [checkpoint])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor in one transaction: committed if the block ends, rolled back if it raises
+        (called with the lock held)."""
+        cur = self._con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            yield cur
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
 
     def checkpoint(self) -> int:
         with self._lock:
@@ -179,17 +184,9 @@ class DuckDbEventStore:
     def _delete_where(self, where: str, params: list[Any]) -> list[str]:
         """Delete the matching rows in one transaction, then compact; their message ids."""
         with self._lock:
-            cur = self._con.cursor()
-            try:
-                cur.execute("BEGIN TRANSACTION")
+            with self._transaction() as cur:
                 ids = cur.execute(f"SELECT message_id FROM events WHERE {where}", params).fetchall()
                 cur.execute(f"DELETE FROM events WHERE {where}", params)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
             if ids:
                 self._compact()
         return [str(r[0]) for r in ids]
@@ -255,22 +252,13 @@ class DuckDbEventStore:
                 "new": pa.array([c[2] for c in changes], pa.string()),
             }
         )
-        with self._lock:
-            cur = self._con.cursor()
-            try:
-                cur.execute("BEGIN TRANSACTION")
-                cur.register("_swaps", batch)
-                row = cur.execute(
-                    "UPDATE events SET payload = s.new FROM _swaps AS s "
-                    "WHERE events.message_id = s.message_id AND events.payload = s.expected"
-                ).fetchone()
-                cur.unregister("_swaps")
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
+        with self._lock, self._transaction() as cur:
+            cur.register("_swaps", batch)
+            row = cur.execute(
+                "UPDATE events SET payload = s.new FROM _swaps AS s "
+                "WHERE events.message_id = s.message_id AND events.payload = s.expected"
+            ).fetchone()
+            cur.unregister("_swaps")
         return int(row[0]) if row else 0
 
     def compact(self) -> None:
