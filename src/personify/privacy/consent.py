@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from personify.errors import InvalidInput, Problem
 from personify.privacy.db import Db
 from personify.storage.ports import ProfileStore
@@ -231,19 +233,18 @@ class ConsentStore:
     def latest_of_purpose_for(
         self, purpose: str, profile_ids: Sequence[str]
     ) -> dict[str, tuple[tuple[str, int], bool]]:
-        """:meth:`latest_of_purpose` restricted to some profile ids (one indexed query per
-        500 ids: the processing worker asks this for every batch)."""
+        """:meth:`latest_of_purpose` restricted to some profile ids (one indexed query; the
+        processing worker asks this for every batch)."""
         out: dict[str, tuple[tuple[str, int], bool]] = {}
-        for i in range(0, len(profile_ids), 500):
-            chunk = profile_ids[i : i + 500]
-            marks = ", ".join("?" for _ in chunk)
-            rows = self._db.query(
-                "SELECT profile_id, at, id, granted FROM consent_history "
-                f"WHERE profile_id IN ({marks}) AND purpose = ? ORDER BY at, id",
-                (*chunk, purpose),
-            )
-            for pid, at, row_id, granted in rows:
-                out[pid] = ((at, row_id), bool(granted))
+        if not profile_ids:
+            return out
+        rows = self._db.query(
+            "SELECT profile_id, at, id, granted FROM consent_history WHERE purpose = ? "
+            "AND profile_id IN (SELECT value FROM json_each(?)) ORDER BY at, id",
+            (purpose, orjson.dumps(list(profile_ids)).decode()),
+        )
+        for pid, at, row_id, granted in rows:
+            out[pid] = ((at, row_id), bool(granted))
         return out
 
     def delete_profiles(self, profile_ids: Sequence[str]) -> int:
@@ -366,15 +367,22 @@ class ConsentPolicy:
         yet recorded (``{id: granted}``, from messages being processed): they win."""
         check_purpose(purpose)
         changes = changes or {}
-        ids = list({x for doc in docs.values() for x in _ids(doc)})
-        latest = self.store.latest_of_purpose_for(purpose, ids) if ids else {}
-        out: set[str] = set()
-        for pid, doc in docs.items():
-            if pid in changes:
-                allowed = changes[pid]
+        # The processing worker asks this for every batch: plain loops, one query.
+        owned = {pid: _ids(doc) for pid, doc in docs.items() if pid not in changes}
+        latest = self.store.latest_of_purpose_for(
+            purpose, list({x for mine in owned.values() for x in mine})
+        )
+        by_region: dict[str, bool] = {}
+        out = {pid for pid, granted in changes.items() if not granted and pid in docs}
+        for pid, mine in owned.items():
+            found = [latest[x] for x in mine if x in latest] if latest else None
+            if found:
+                allowed = max(found)[1]
             else:
-                found = [latest[x] for x in _ids(doc) if x in latest]
-                allowed = max(found)[1] if found else self._default(self.region(doc), purpose)
+                region = self.region(docs[pid])
+                if region not in by_region:
+                    by_region[region] = self._default(region, purpose)
+                allowed = by_region[region]
             if not allowed:
                 out.add(pid)
         return out
@@ -382,10 +390,17 @@ class ConsentPolicy:
 
 def _value(trait: object) -> object:
     """A trait's value: profile documents keep ``{"value", "source", "at"}`` per trait."""
-    if isinstance(trait, Mapping) and "value" in trait and "source" in trait:
+    if (
+        (type(trait) is dict or isinstance(trait, Mapping))
+        and "value" in trait
+        and "source" in trait
+    ):
         return trait["value"]
     return trait
 
 
 def _ids(profile: Mapping[str, Any]) -> list[str]:
-    return [str(profile["profile_id"]), *(str(x) for x in profile.get("merged_from") or ())]
+    merged = profile.get("merged_from")
+    if not merged:
+        return [str(profile["profile_id"])]
+    return [str(profile["profile_id"]), *(str(x) for x in merged)]

@@ -144,9 +144,11 @@ class Privacy:
         message)`` being processed, in order), or by their region's opt-in default."""
         pending: dict[str, bool] = {}
         for pid, msg in messages:
-            for change in changes_in_message(msg):
-                if change.purpose == "analytics":
-                    pending[pid] = change.granted
+            # only identifies and consent events carry choices (a cheap test first)
+            if msg.get("type") == "identify" or msg.get("event") == CONSENT_EVENT:
+                for change in changes_in_message(msg):
+                    if change.purpose == "analytics":
+                        pending[pid] = change.granted
         return self.consent.refusing("analytics", docs, pending)
 
     def may(self, purpose: str, profile: Mapping[str, Any] | str) -> Decision:
