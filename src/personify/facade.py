@@ -274,19 +274,24 @@ class Personify:
     def _survivor(self, pid: str) -> str:
         return str(self._live(pid)["profile_id"])
 
-    def profile(self, profile_id: str, *, history: bool = True) -> dict[str, Any]:
+    def profile(
+        self, profile_id: str, *, history: bool = True, cached: bool = True
+    ) -> dict[str, Any]:
         """The unified profile (an id merged away resolves to the surviving profile).
 
         ``history=False`` leaves out the merge and conflict history (two queries fewer; the
-        decision path does not need it).
+        decision path does not need it). ``cached=False`` reads the stores even when this
+        process caches views: the processor forgets a view only after it committed the
+        change, so a caller that keeps views of its own must not copy one from that moment.
         """
-        cached = self.stores.cache.get(profile_id) if self._cache_views else None
-        if cached is not None:
-            assert isinstance(cached, dict)
-            return self._derived(cached)
+        use_cache = self._cache_views and cached
+        hit = self.stores.cache.get(profile_id) if use_cache else None
+        if hit is not None:
+            assert isinstance(hit, dict)
+            return self._derived(hit)
         doc = self._live(profile_id)
-        view = self._view(doc, history=history or self._cache_views)
-        if self._cache_views and doc["profile_id"] == profile_id:
+        view = self._view(doc, history=history or use_cache)
+        if use_cache and doc["profile_id"] == profile_id:
             self.stores.cache.set(profile_id, view)
         return self._derived(view)
 

@@ -38,15 +38,20 @@ def create_app(engine: Personify, *, own_engine: bool = True) -> FastAPI:
     )
     app.state.personify = engine
     errors.install(app)
+    # Requests are matched against routes in order: the decision API, the one with a
+    # latency target, goes first so it is found after two routes, not thirty.
+    app.include_router(decide.router)
     app.include_router(collect.router)
     app.include_router(profiles.router)
     app.include_router(quarantine.router)
     app.include_router(segments.router)
-    app.include_router(decide.router)
     app.include_router(definitions.router)
     app.include_router(experiments_api.router)
     app.include_router(recs_api.router)
     app.include_router(models_api.router)
+    # POST /v1/decide without FastAPI's per-request machinery; added before the rate limit,
+    # so the rate limit (the later, outer middleware) still applies to it
+    app.add_middleware(decide.DecideFastPath)
     privacy_api.install(app)  # consent, privacy jobs, audit, API keys, rate limits
 
     @app.get("/health", tags=["ops"])

@@ -9,15 +9,18 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from personify.api.deps import Analyst, Engine, basic_username, bearer_caller
 from personify.decide.request import parse_request
 from personify.decide.service import Decider
-from personify.errors import Forbidden, InvalidInput, PayloadTooLarge, Problem
+from personify.errors import Forbidden, InvalidInput, PayloadTooLarge, PersonifyError, Problem
 from personify.experiments.serving import attach
+from personify.facade import Personify
 from personify.profiles.records import iso
 
 MAX_BODY = 65_536
+DECIDE_PATH = "/v1/decide"
 _create_lock = threading.Lock()
 
 
@@ -39,7 +42,13 @@ def decider(request: Request) -> Decider:
     return found
 
 
-DeciderDep = Annotated[Decider, Depends(decider)]
+async def _decider_dependency(request: Request) -> Decider:
+    """:func:`decider` as a dependency. ``async`` so that FastAPI calls it on the event loop:
+    a plain ``def`` dependency costs a hop to the thread pool on every request."""
+    return decider(request)
+
+
+DeciderDep = Annotated[Decider, Depends(_decider_dependency)]
 
 
 async def require_decide_access(
@@ -91,10 +100,17 @@ _REQUEST_DOC = {
 }
 
 
-@router.post("/v1/decide", dependencies=[DecideAccess], openapi_extra=_REQUEST_DOC)
+@router.post(DECIDE_PATH, dependencies=[DecideAccess], openapi_extra=_REQUEST_DOC)
 async def decide(request: Request, d: DeciderDep) -> Response:
-    """Per placement: rendered content, variant, decision_id, reasons and propensity."""
-    body = await request.body()
+    """Per placement: rendered content, variant, decision_id, reasons and propensity.
+
+    Served by :class:`DecideFastPath` in the app; this route is what it stands in for.
+    """
+    return answer(d, await request.body())
+
+
+def answer(d: Decider, body: bytes) -> Response:
+    """The response to a decide request body (raises :class:`PersonifyError` subclasses)."""
     if len(body) > MAX_BODY:
         raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {MAX_BODY}")
     try:
@@ -110,6 +126,50 @@ async def decide(request: Request, d: DeciderDep) -> Response:
         orjson.dumps({"decisions": [x.as_dict() for x in decisions]}),
         media_type="application/json",
     )
+
+
+class DecideFastPath:
+    """ASGI middleware that answers ``POST /v1/decide`` itself, with the route's own code.
+
+    The decision API is the one with a latency and throughput target, and on it FastAPI's
+    per-request machinery (routing, solving dependencies, the exception and exit-stack
+    middleware) costs more than the decision itself. This runs what the route runs (its
+    access check, :func:`decider`, :func:`answer`) and renders errors with the app's own
+    :class:`PersonifyError` handler, so the answers are the same byte for byte
+    (``tests/unit/decide/test_fast_path.py`` compares them). It sits inside the outer
+    middleware, so the rate limit, the body limit and the 500 handler still apply; the
+    route stays declared for the OpenAPI document and the role checks, and anything but a
+    ``POST`` to exactly this path goes on to the routes as before.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and _route_path(scope) == DECIDE_PATH
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            p: Personify = request.app.state.personify
+            await require_decide_access(p, request.headers.get("authorization"))
+            response = answer(decider(request), await request.body())
+        except PersonifyError as exc:
+            handlers = request.app.exception_handlers  # the most specific, as Starlette does
+            handler = next(handlers[c] for c in type(exc).__mro__ if c in handlers)
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path as routes see it (without the ``root_path`` a proxy may mount the app at)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 @router.get("/v1/decide/report", dependencies=[Analyst])

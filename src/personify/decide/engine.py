@@ -319,6 +319,7 @@ class DecisionEngine:
                 excluded[key] = "dismissed by this person"
             elif (
                 seen is not None
+                and cap_key in seen  # most candidates were never shown to this person
                 and item.caps.limits
                 and (why := blocked(seen, cap_key, item.caps, now_s))
             ):

@@ -18,6 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -85,6 +86,17 @@ _DECISION_COLUMNS: Final = (
     "reasons",
     "context",
 )
+
+
+_ROWS_PER_INSERT: Final = 100  # 1,200 parameters per statement
+
+
+@lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_sql(rows: int) -> str:
+    """``INSERT OR IGNORE INTO decisions ... VALUES (...), (...)`` for ``rows`` rows."""
+    one = "(" + ", ".join("?" * len(_DECISION_COLUMNS)) + ")"
+    columns = ", ".join(_DECISION_COLUMNS)
+    return f"INSERT OR IGNORE INTO decisions ({columns}) VALUES " + ", ".join([one] * rows)
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,12 @@ class DecisionLog:
         )
         self._con.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        # The decision path polls dismissals on a connection of its own, so it never waits
+        # for a flush to commit (WAL lets it read meanwhile); in memory there is one database.
+        if path is not None:
+            self._poll_con, self._poll_lock = connect(path, synchronous="NORMAL"), threading.Lock()
+        else:
+            self._poll_con, self._poll_lock = self._con, self._lock
         self._buffer: list[tuple[Any, ...]] = []
         self._buffer_lock = threading.Lock()
         self._stop = threading.Event()
@@ -193,15 +211,16 @@ class DecisionLog:
             rows, self._buffer = self._buffer, []
         if not rows:
             return 0
-        marks = ", ".join("?" * len(_DECISION_COLUMNS))
         with self._lock:
             self._con.execute("BEGIN IMMEDIATE")
             try:
-                self._con.executemany(
-                    f"INSERT OR IGNORE INTO decisions ({', '.join(_DECISION_COLUMNS)}) "
-                    f"VALUES ({marks})",
-                    rows,
-                )
+                # Many rows per statement: sqlite3 lets go of the GIL around every statement
+                # it runs, and this thread then has to take it back from the one deciding;
+                # row by row (``executemany``) that handover costs the decisions more than
+                # the inserts themselves.
+                for i in range(0, len(rows), _ROWS_PER_INSERT):
+                    chunk = rows[i : i + _ROWS_PER_INSERT]
+                    self._con.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
                 self._con.execute("COMMIT")
             except BaseException:
                 self._con.execute("ROLLBACK")
@@ -291,8 +310,8 @@ class DecisionLog:
 
     def dismissals_since(self, token: int) -> tuple[list[tuple[str, str]], int]:
         """``(unit, content)`` dismissed after ``token``, and the next token (cheap to poll)."""
-        with self._lock:
-            rows = self._con.execute(
+        with self._poll_lock:
+            rows = self._poll_con.execute(
                 "SELECT seq, unit, content FROM dismissals WHERE seq > ? ORDER BY seq", (token,)
             ).fetchall()
         if not rows:
@@ -389,3 +408,6 @@ class DecisionLog:
         self.flush()
         with self._lock:
             self._con.close()
+        if self._poll_con is not self._con:
+            with self._poll_lock:
+                self._poll_con.close()

@@ -29,6 +29,7 @@ _EXAMPLE: Final = (
     'send {"userId": "u1", "context": {"channel": "web"}, "placements": ["home_hero"]}'
 )
 _TOP_LEVEL: Final = {"userId", "anonymousId", "context", "placements", "writeKey"}
+_CHANNEL_MESSAGE: Final = f"must be one of {', '.join(CHANNELS)}"
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,7 @@ def check_context(context: object, where: str = "context") -> list[Problem]:
         problems.append(Problem(where, f"is larger than {MAX_CONTEXT_BYTES} bytes of JSON"))
     checks: dict[str, tuple[bool, str]] = {}
     if "channel" in context:
-        checks["channel"] = (
-            context["channel"] in CHANNELS,
-            f"must be one of {', '.join(CHANNELS)}",
-        )
+        checks["channel"] = (context["channel"] in CHANNELS, _CHANNEL_MESSAGE)
     if "page" in context:
         checks["page"] = (_text(context["page"], 2048), "must be a path or URL (text)")
     if "device" in context:

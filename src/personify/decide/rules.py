@@ -71,6 +71,7 @@ class Use:
     policy: str
 
 
+PRIVATE_ROOTS: Final = ("traits", "consent")
 Outcome = Show | Rank | Next | Use
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -84,6 +85,14 @@ class Rule:
     among: tuple[str, ...] | None
     #: for ``rank`` with score paths: the policy, with each candidate's path precompiled
     ranking: ScoreRanking | None = None
+
+    @cached_property
+    def fact_paths(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The paths ``when`` reads that a reason may show, sorted, each with its steps:
+        trait and consent values are left out, as they may be personal data and reasons go
+        back to the (public) caller."""
+        paths = sorted(self.when.paths) if self.when is not None else []
+        return tuple((p, tuple(p.split("."))) for p in paths if not p.startswith(PRIVATE_ROOTS))
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,12 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from personify.config import Settings
@@ -27,9 +30,15 @@ from personify.decide.attribution import RewardAttributor
 from personify.decide.engine import Decision, DecisionEngine
 from personify.decide.log import DecisionLog
 from personify.decide.request import DecideRequest, parse_request
+from personify.decide.views import Person, PersonCache, watched_files
 from personify.definitions import DefinitionStore
 from personify.errors import NotFound
 from personify.facade import Personify
+from personify.profiles.records import lifecycle_stage
+from personify.storage.sqlite.watch import FileWatch
+
+logger = logging.getLogger(__name__)
+_STAGE_HORIZON = timedelta(minutes=1)
 
 
 def open_decision_log(settings: Settings) -> DecisionLog:
@@ -72,6 +81,12 @@ class Decider:
         self._known: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._known_max = personify.settings.cache_size
         self._lock = threading.Lock()
+        self._watch = _watch(personify.settings)
+        self.people = PersonCache(
+            self._person,
+            self._watch.token if self._watch is not None else None,
+            max_size=personify.settings.cache_size,
+        )
 
     def _products(self, profile_id: str | None, k: int, placement: str | None) -> list[Any]:
         """Product blocks are filled by the recommender from the model registry."""
@@ -81,6 +96,11 @@ class Decider:
 
     def view(self, request: DecideRequest) -> dict[str, Any] | None:
         """The profile view of the person asking, or ``None`` for an unknown visitor."""
+        person = self.person(request)
+        return person.view if person is not None else None
+
+    def person(self, request: DecideRequest) -> Person | None:
+        """The person asking (view and consent), or ``None`` for an unknown visitor."""
         for kind, value in (("user_id", request.user_id), ("anonymous_id", request.anonymous_id)):
             if value is None:
                 continue
@@ -89,11 +109,53 @@ class Decider:
                 if pid is None:
                     pid = self.personify.lookup(kind, value)
                     self._remember(kind, value, pid)
-                return self.personify.profile(pid, history=False)
+                return self._staged(self.people.get(pid))
             except NotFound:
                 self._known.pop((kind, value), None)
                 continue
         return None
+
+    def _person(self, profile_id: str) -> Person:
+        """Read one person from the stores (what :attr:`people` caches)."""
+        p = self.personify
+        # with a cache of our own, never copy the facade's (see Personify.profile)
+        view = p.profile(profile_id, history=False, cached=not self.people.caching)
+        consent = p.privacy.may("personalization", view) if p.privacy is not None else None
+        now = p.clock.now()
+        view = self._restaged(view, now)
+        # Stages only move forward (active, lapsing, churned), so if the stage is the same
+        # a while from now it holds until then, and reads in between need not recompute it.
+        later = now + _STAGE_HORIZON
+        steady = self._stage(view, later) == self._stage(view, now)
+        return Person(
+            view,
+            None if consent is None or consent.allowed else consent.reason,
+            later.timestamp() if steady else 0.0,
+        )
+
+    def _staged(self, person: Person) -> Person:
+        """``person`` with the lifecycle stage as of now: it moves with the clock (lapsing,
+        churned), not only when the profile changes, so a cached view may be behind."""
+        now = self.personify.clock.now()
+        if now.timestamp() < person.stage_until:
+            return person
+        view = self._restaged(person.view, now)
+        return person if view is person.view else Person(view, person.withheld)
+
+    def _stage(self, view: dict[str, Any], at: datetime) -> str | None:
+        computed = view.get("computed")
+        if not isinstance(computed, dict) or "lifecycle_stage" not in computed:
+            return None
+        limits = self.personify.settings.profiles
+        return lifecycle_stage(view, at, limits.lapsing_after_days, limits.churned_after_days)
+
+    def _restaged(self, view: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """``view``, or a copy with the lifecycle stage of ``now`` if it moved on."""
+        stage = self._stage(view, now)
+        computed = view.get("computed")
+        if stage is None or not isinstance(computed, dict) or stage == computed["lifecycle_stage"]:
+            return view
+        return {**view, "computed": {**computed, "lifecycle_stage": stage}}
 
     def _remember(self, kind: str, value: str, pid: str) -> None:
         # An identity's profile id stays valid: Personify.profile follows merges to the
@@ -104,15 +166,13 @@ class Decider:
                 self._known.popitem(last=False)
 
     def decide_request(self, request: DecideRequest) -> list[Decision]:
-        view = self.view(request)
-        privacy = self.personify.privacy
-        consent = privacy.may("personalization", view) if view and privacy else None
+        person = self.person(request)
         return self.engine.decide(
-            view,
+            person.view if person is not None else None,
             request.context,
             request.placements,
             anonymous_id=request.anonymous_id,
-            withheld=None if consent is None or consent.allowed else consent.reason,
+            withheld=person.withheld if person is not None else None,
         )
 
     def decide(
@@ -142,3 +202,18 @@ class Decider:
             self.log.close()
         else:
             self.log.flush()
+        if self._watch is not None:
+            self._watch.close()
+
+
+def _watch(settings: Settings) -> FileWatch | None:
+    """What tells the person cache that a store changed: the SQLite files' data versions
+    (``None``, so no cache, for the memory backend or if a file is missing)."""
+    paths = watched_files(settings)
+    if paths is None:
+        return None
+    try:
+        return FileWatch(paths)
+    except (FileNotFoundError, sqlite3.Error):
+        logger.warning("not caching profile views: cannot watch %s", paths, exc_info=True)
+        return None

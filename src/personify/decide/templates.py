@@ -43,6 +43,7 @@ MAX_OUTPUT: Final = 16_384  # characters per rendered field
 MAX_SOURCE: Final = 16_384
 _MAX_REPEAT: Final = 4_096  # longest sequence built by "x" * n
 _MAX_EXPONENT: Final = 64
+_DICT_ATTRIBUTES: Final = frozenset(dir(dict))
 
 
 class RenderError(Exception):
@@ -53,6 +54,15 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, made strict: unsafe access raises, big values are refused."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Templates read profile values as ``traits.first_name``: Jinja tries the attribute
+        # first, which on a plain dict raises (and costs an exception per read) unless the
+        # name is one of dict's own. Other names can only be keys, so read the key at once;
+        # a missing key, and dict's own names, take Jinja's path (same result either way).
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to attribute {attribute!r} is not allowed in templates")

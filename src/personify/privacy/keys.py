@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,8 +33,10 @@ from typing import Any
 
 from personify.errors import InvalidInput, NotFound, Problem
 from personify.privacy.db import Db
+from personify.storage.sqlite.watch import FileWatch
 
 ROLES = ("admin", "marketer", "analyst", "decide")
+_MAX_VERIFIED = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -84,10 +87,30 @@ def check_role(role: str) -> str:
 
 
 class ApiKeyStore:
-    """Keys in ``keys.sqlite`` (or in memory); lookups by digest, compared in constant time."""
+    """Keys in ``keys.sqlite`` (or in memory); lookups by digest, compared in constant time.
+
+    Every admin, analyst and ``decide`` request verifies its key, so verified keys are kept
+    in memory by digest (never the token) until anything is written to the keys: here
+    (create, revoke) or in another process (``personify keys revoke`` while the server runs),
+    which ``PRAGMA data_version`` reveals. A revoked key therefore stops working at once.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self._db = Db(path, _SCHEMA)
+        self._watch = FileWatch([path]) if path is not None else None
+        self._verified: dict[str, ApiKey] = {}
+        self._verified_at: tuple[int, ...] | None = None
+        self._writes = 0  # this store's own changes (the only ones, in memory)
+        self._cache_lock = threading.Lock()
+
+    def _version(self) -> tuple[int, ...]:
+        own = self._writes
+        return (own, *self._watch.token()) if self._watch is not None else (own,)
+
+    def _changed(self) -> None:
+        with self._cache_lock:
+            self._writes += 1
+            self._verified.clear()
 
     def create(self, role: str, name: str) -> CreatedKey:
         check_role(role)
@@ -107,6 +130,7 @@ class ApiKeyStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 (key_id, digest(token), role, name, key.created_at),
             )
+        self._changed()
         return CreatedKey(key, token)
 
     def list(self, include_revoked: bool = False) -> list[ApiKey]:
@@ -123,6 +147,7 @@ class ApiKeyStore:
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 (now, key_id),
             )
+        self._changed()
         rows = self._db.query(
             "SELECT key_id, role, name, created_at, revoked_at FROM api_keys WHERE key_id = ?",
             (key_id,),
@@ -136,6 +161,14 @@ class ApiKeyStore:
         if not token.startswith("pk_"):
             return None
         wanted = digest(token)
+        version = self._version()  # before the read: a racing revoke then empties the cache
+        with self._cache_lock:
+            if version != self._verified_at:
+                self._verified.clear()
+                self._verified_at = version
+            found = self._verified.get(wanted)
+        if found is not None:
+            return found
         rows = self._db.query(
             "SELECT key_id, role, name, created_at, revoked_at, digest FROM api_keys "
             "WHERE digest = ?",
@@ -143,7 +176,13 @@ class ApiKeyStore:
         )
         if not rows or not hmac.compare_digest(rows[0][5], wanted) or rows[0][4] is not None:
             return None
-        return ApiKey(*rows[0][:5])
+        key = ApiKey(*rows[0][:5])
+        with self._cache_lock:
+            if version == self._verified_at and len(self._verified) < _MAX_VERIFIED:
+                self._verified[wanted] = key
+        return key
 
     def close(self) -> None:
         self._db.close()
+        if self._watch is not None:
+            self._watch.close()

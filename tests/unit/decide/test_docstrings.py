@@ -13,6 +13,7 @@ MODULES = [
     "personify.decide.templates",
     "personify.decide.engine",
     "personify.decide.service",
+    "personify.decide.views",
 ]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from jinja2 import ChainableUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from personify.decide.templates import (
     MAX_OUTPUT,
@@ -126,3 +128,18 @@ def test_check_explains_what_is_wrong(source: object, message: str) -> None:
 def test_runtime_errors_become_render_errors() -> None:
     with pytest.raises(RenderError, match=r"ZeroDivisionError|division"):
         run("{{ 1 / computed.orders }}", computed={"orders": 0})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ traits.first_name }}",
+        "{{ traits.missing | default('none') }}",
+        "{{ traits.items is defined }} {{ traits.keys is defined }}",
+        "{{ traits.nested.inner }}",
+    ],
+)
+def test_reading_keys_as_attributes_matches_jinjas_own_sandbox(source: str) -> None:
+    traits = {"first_name": "Ada", "items": "a trait named like a dict method", "nested": {}}
+    plain = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+    assert run(source, html=False, traits=traits) == plain.from_string(source).render(traits=traits)

@@ -8,8 +8,6 @@ from personify.decide.policies.base import Choice, Policy, PolicyRequest, Reason
 from personify.decide.policies.ranking import Scorer, ScoreRanking, lookup
 from personify.decide.rules import Next, Rank, Rule, RuleSet, Show, Use
 
-_PRIVATE_ROOTS = ("traits", "consent")
-
 
 class FirstMatchingRule:
     """Deterministic (propensity 1, unless a delegated policy says otherwise).
@@ -43,13 +41,8 @@ class FirstMatchingRule:
             details: dict[str, object] = {"rule": rule.id, "rules_version": rule_set.version}
             if rule.when is not None:
                 # the values the condition read (scores, computed traits, context), so the
-                # reason shows why; trait values are left out, as they may be personal data
-                # and reasons go back to the (public) caller
-                details["facts"] = {
-                    path: lookup(doc, tuple(path.split(".")))
-                    for path in sorted(rule.when.paths)
-                    if not path.startswith(_PRIVATE_ROOTS)
-                }
+                # reason shows why (see Rule.fact_paths for what is left out)
+                details["facts"] = {path: lookup(doc, steps) for path, steps in rule.fact_paths}
             matched = Reason(
                 "rule",
                 f"rule {rule.id!r} matched" + (f": {rule.description}" if rule.description else ""),

@@ -52,12 +52,13 @@ class FileWatch:
             )
             for p in self.paths
         ]
+        self._cursors = [con.cursor() for con in self._cons]
         self._lock = threading.Lock()
 
     def token(self) -> tuple[int, ...]:
         """The files' data versions: equal tokens mean nobody committed in between."""
         with self._lock:
-            return tuple(con.execute("PRAGMA data_version").fetchone()[0] for con in self._cons)
+            return tuple(c.execute("PRAGMA data_version").fetchone()[0] for c in self._cursors)
 
     def close(self) -> None:
         with self._lock:
