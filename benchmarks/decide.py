@@ -9,6 +9,9 @@ Protocol (printed into the results file):
 * Server: ``personify serve`` (embedded mode, API process + processing worker) on loopback.
   Each request asks for one placement for a random known user with a web context; the
   decision is logged to decisions.sqlite as in production. 500 warm-up requests first.
+  Requests carry an API key with role ``decide`` (``Authorization: Bearer``), created in
+  the data dir's key store before the server starts, as a site's server would send it
+  (write keys only collect events).
 * decide_p99_ms_at_300rps: 3 client threads, each on its own keep-alive connection, pace
   100 requests/s each on a fixed schedule for PACED_S seconds (300 requests/s in all);
   p99 of request latency (send to full response), all runs pooled.
@@ -35,6 +38,7 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +63,6 @@ PEAK_S = float(os.environ.get("BENCH_PEAK_S", "8"))
 INPROCESS_N = int(os.environ.get("BENCH_INPROCESS_N", "5000"))
 CLIENT_PROCS = 2
 CLIENT_THREADS = 4
-AUTH = "Basic " + __import__("base64").b64encode(f"{WRITE_KEY}:".encode()).decode()
 
 
 def workspace() -> dict[str, Any]:
@@ -114,8 +117,9 @@ def workspace() -> dict[str, Any]:
     return {"content": content, "placement": placement, "rules": rules}
 
 
-def prepare(data_dir: Path) -> list[str]:
-    """Profiles and definitions in a fresh data dir; returns the user ids."""
+def prepare(data_dir: Path) -> tuple[list[str], str]:
+    """Profiles, definitions and a ``decide`` API key in a fresh data dir; returns the user
+    ids and the ``Authorization`` header value that carries the key."""
     from personify.config import Settings
     from personify.definitions import open_sqlite
     from personify.platform import build
@@ -136,6 +140,8 @@ def prepare(data_dir: Path) -> list[str]:
             for _ in range(rng.randrange(7)):
                 p.track(user_id=uid, event="Order Completed", properties={"revenue": 30})
         p.drain()
+        assert p.privacy is not None
+        auth = f"Bearer {p.privacy.keys.create('decide', 'decide benchmark').token}"
     ws = workspace()
     store = open_sqlite(data_dir)
     for key, body in ws["content"].items():
@@ -143,7 +149,7 @@ def prepare(data_dir: Path) -> list[str]:
     store.put("placement", "home_hero", ws["placement"], actor="bench")
     store.put("rule_set", "home_hero", {"rules": ws["rules"]}, actor="bench")
     store.close()
-    return users
+    return users, auth
 
 
 def request_body(user: str) -> bytes:
@@ -156,12 +162,12 @@ def request_body(user: str) -> bytes:
     )
 
 
-def _post(con: http.client.HTTPConnection, body: bytes) -> bytes:
+def _post(con: http.client.HTTPConnection, body: bytes, auth: str) -> bytes:
     con.request(
         "POST",
         "/v1/decide",
         body=body,
-        headers={"Authorization": AUTH, "Content-Type": "application/json"},
+        headers={"Authorization": auth, "Content-Type": "application/json"},
     )
     response = con.getresponse()
     data = response.read()
@@ -170,7 +176,9 @@ def _post(con: http.client.HTTPConnection, body: bytes) -> bytes:
     return data
 
 
-def paced(port: int, users: list[str], rate: float, seconds: float, seed: int) -> list[float]:
+def paced(
+    port: int, auth: str, users: list[str], rate: float, seconds: float, seed: int
+) -> list[float]:
     """One connection sending ``rate`` requests/s on a fixed schedule; latencies (s)."""
     rng = random.Random(seed)
     bodies = [request_body(rng.choice(users)) for _ in range(int(rate * seconds))]
@@ -182,17 +190,17 @@ def paced(port: int, users: list[str], rate: float, seconds: float, seed: int) -
         if delay > 0:
             time.sleep(delay)
         t0 = time.perf_counter()
-        _post(con, body)
+        _post(con, body, auth)
         out.append(time.perf_counter() - t0)
     con.close()
     return out
 
 
-def paced_latencies(port: int, users: list[str], run: int) -> list[float]:
+def paced_latencies(port: int, auth: str, users: list[str], run: int) -> list[float]:
     results: list[list[float]] = [[] for _ in range(3)]
 
     def one(i: int) -> None:
-        results[i] = paced(port, users, 100.0, PACED_S, seed=run * 10 + i)
+        results[i] = paced(port, auth, users, 100.0, PACED_S, seed=run * 10 + i)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
     for t in threads:
@@ -202,8 +210,8 @@ def paced_latencies(port: int, users: list[str], run: int) -> list[float]:
     return [x for r in results for x in r]
 
 
-def _closed_loop(args: tuple[int, list[bytes], float]) -> int:
-    port, bodies, seconds = args
+def _closed_loop(args: tuple[int, str, list[bytes], float]) -> int:
+    port, auth, bodies, seconds = args
     done = [0] * CLIENT_THREADS
     deadline = time.perf_counter() + seconds
 
@@ -211,7 +219,7 @@ def _closed_loop(args: tuple[int, list[bytes], float]) -> int:
         con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         n = 0
         while time.perf_counter() < deadline:
-            _post(con, bodies[(i + n * CLIENT_THREADS) % len(bodies)])
+            _post(con, bodies[(i + n * CLIENT_THREADS) % len(bodies)], auth)
             n += 1
         done[i] = n
         con.close()
@@ -224,35 +232,35 @@ def _closed_loop(args: tuple[int, list[bytes], float]) -> int:
     return sum(done)
 
 
-def peak_rps(port: int, users: list[str], seed: int) -> float:
+def peak_rps(port: int, auth: str, users: list[str], seed: int) -> float:
     rng = random.Random(seed)
     bodies = [request_body(rng.choice(users)) for _ in range(2000)]
     ctx = mp.get_context("spawn")
     with ctx.Pool(CLIENT_PROCS) as pool:
         t0 = time.perf_counter()
-        counts = pool.map(_closed_loop, [(port, bodies, PEAK_S)] * CLIENT_PROCS)
+        counts = pool.map(_closed_loop, [(port, auth, bodies, PEAK_S)] * CLIENT_PROCS)
         elapsed = time.perf_counter() - t0
     return sum(counts) / elapsed
 
 
-def warm_up(port: int, users: list[str]) -> None:
+def warm_up(port: int, auth: str, users: Sequence[str], n: int = 500) -> None:
     con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    for i in range(500):
-        _post(con, request_body(users[i % len(users)]))
+    for i in range(n):
+        _post(con, request_body(users[i % len(users)]), auth)
     con.close()
 
 
-def bare_peak(users: list[str], run: int) -> float:
-    srv, port = start_bare_app("bare_decide_app")
+def bare_peak(auth: str, users: list[str], run: int) -> float:
+    srv, port = start_bare_app("bare_decide_app")  # it ignores the key
     try:
-        warm_up(port, users)
-        return peak_rps(port, users, seed=run)
+        warm_up(port, auth, users)
+        return peak_rps(port, auth, users, seed=run)
     finally:
         stop(srv)
 
 
-def server_runs(data_dir: Path, users: list[str]) -> dict[str, list[float]]:
-    env = {
+def server_env(data_dir: Path) -> dict[str, str]:
+    return {
         "PERSONIFY_DATA_DIR": str(data_dir),
         "PERSONIFY_WRITE_KEYS": WRITE_KEY,
         "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
@@ -260,17 +268,21 @@ def server_runs(data_dir: Path, users: list[str]) -> dict[str, list[float]]:
         "PERSONIFY_PRIVACY__RATE_PER_SECOND": "1000000",
         "PERSONIFY_PRIVACY__RATE_BURST": "1000000",
     }
+
+
+def server_runs(data_dir: Path, auth: str, users: list[str]) -> dict[str, list[float]]:
+    env = server_env(data_dir)
     latencies: list[float] = []
     peaks, bare = [], []
     for run in range(RUNS):
-        bare.append(bare_peak(users, run))
+        bare.append(bare_peak(auth, users, run))
         port = free_port()
         srv = start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env)
         try:
-            warm_up(port, users)
-            run_latencies = paced_latencies(port, users, run)
+            warm_up(port, auth, users)
+            run_latencies = paced_latencies(port, auth, users, run)
             latencies.extend(run_latencies)
-            peaks.append(peak_rps(port, users, seed=run))
+            peaks.append(peak_rps(port, auth, users, seed=run))
         finally:
             stop(srv)
         print(
@@ -315,9 +327,9 @@ def inprocess_runs(data_dir: Path, users: list[str]) -> dict[str, list[float]]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        users = prepare(data_dir)
+        users, auth = prepare(data_dir)
         inproc = inprocess_runs(data_dir, users)
-        served = server_runs(data_dir, users)
+        served = server_runs(data_dir, auth, users)
     figures = {
         "decide_p99_ms_at_300rps": round(percentile(served["latencies"], 99) * 1000, 2),
         "decide_peak_rps": round(median(served["peaks"])),

@@ -31,15 +31,13 @@ DEFINITIONS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def decide(server: Server, headers: dict[str, str] | None = None) -> httpx.Response:
+def decide(server: Server, headers: dict[str, str]) -> httpx.Response:
     body = {"userId": "u1", "context": {"channel": "web"}, "placements": ["hero"]}
-    if headers is None:
-        return httpx.post(f"{server.url}/v1/decide", json=body, auth=(WRITE_KEY, ""))
     return httpx.post(f"{server.url}/v1/decide", json=body, headers=headers)
 
 
-def shown(server: Server) -> tuple[str, str]:
-    res = decide(server)
+def shown(server: Server, key: dict[str, str]) -> tuple[str, str]:
+    res = decide(server, key)
     assert res.status_code == 200, res.text
     [decision] = res.json()["decisions"]
     return decision["content"]["key"], decision["reasons"][0]["type"]
@@ -56,17 +54,26 @@ def identify(server: Server, plan: str) -> None:
 
 
 def test_changes_made_by_other_processes_reach_the_next_decision(server: Server) -> None:
-    for kind, key, body in DEFINITIONS:
+    for kind, name, body in DEFINITIONS:
         put = httpx.put(
-            f"{server.url}/v1/definitions/{kind}/{key}", json=body, headers=server.admin()
+            f"{server.url}/v1/definitions/{kind}/{name}", json=body, headers=server.admin()
         )
         assert put.status_code == 200, put.text
+    made = httpx.post(
+        f"{server.url}/v1/keys", json={"role": "decide", "name": "app"}, headers=server.admin()
+    ).json()
+    key = {"Authorization": f"Bearer {made['token']}"}
+    refused = httpx.post(
+        f"{server.url}/v1/decide", json={"placements": ["hero"]}, auth=(WRITE_KEY, "")
+    )
+    assert refused.status_code == 403  # write keys only collect
+    assert "--role decide" in refused.json()["hint"]
     identify(server, "free")
-    assert shown(server) == ("welcome", "fallback")
-    assert shown(server) == ("welcome", "fallback")  # now from the API process's cache
+    assert shown(server, key) == ("welcome", "fallback")
+    assert shown(server, key) == ("welcome", "fallback")  # now from the API process's cache
 
     identify(server, "pro")  # processed by the worker process
-    assert shown(server) == ("pro_offer", "rule")
+    assert shown(server, key) == ("pro_offer", "rule")
 
     consent = httpx.post(
         f"{server.url}/v1/consent",
@@ -74,12 +81,8 @@ def test_changes_made_by_other_processes_reach_the_next_decision(server: Server)
         headers=server.admin(),
     )
     assert consent.status_code == 200, consent.text
-    assert shown(server) == ("welcome", "consent")
+    assert shown(server, key) == ("welcome", "consent")
 
-    made = httpx.post(
-        f"{server.url}/v1/keys", json={"role": "decide", "name": "app"}, headers=server.admin()
-    ).json()
-    key = {"Authorization": f"Bearer {made['token']}"}
     assert decide(server, key).status_code == 200
     assert decide(server, key).status_code == 200
     subprocess.run(

@@ -4,7 +4,6 @@ HTTP with different, sensible lists."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from personify.platform import build
 from personify.recs import publish
 from personify.workspace import apply
 
-AUTH = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
 WORKSPACE = """
 content:
   picked_for_you:
@@ -75,25 +73,23 @@ def test_three_visitors_get_different_sensible_lists(tmp_path: Path) -> None:
             )
         engine.identify(anonymous_id="visitor-fr", traits={"country": "France"})
         engine.drain()
+        assert engine.privacy is not None
+        token = engine.privacy.keys.create("decide", "storefront server").token
+        key = {"Authorization": f"Bearer {token}"}  # a site's server asks with a decide key
         with TestClient(create_app(engine, own_engine=False)) as client:
-            new = client.get("/v1/recommendations?k=4", headers=AUTH).json()
+            new = client.get("/v1/recommendations?k=4", headers=key).json()
             session = client.get(
-                "/v1/recommendations?anonymous_id=browser-1&k=5&placement=product", headers=AUTH
+                "/v1/recommendations?anonymous_id=browser-1&k=5&placement=product", headers=key
             ).json()
-            buyer = client.get(
-                "/v1/recommendations?user_id=garden-7&k=5",
-                headers={"Authorization": "Bearer admin"},  # naming a customer: server side
-            ).json()
+            buyer = client.get("/v1/recommendations?user_id=garden-7&k=5", headers=key).json()
             french = client.get(
-                "/v1/recommendations?anonymous_id=visitor-fr&k=5", headers=AUTH
+                "/v1/recommendations?anonymous_id=visitor-fr&k=5", headers=key
             ).json()
             # The decision API serves a product block that the recommender fills.
             (tmp_path / "ws.yaml").write_text(WORKSPACE)
             apply(tmp_path / "ws.yaml", engine.stores.definitions, actor="test")
             body = {"userId": "garden-7", "context": {"channel": "web"}, "placements": ["picks"]}
-            answer = client.post(
-                "/v1/decide", content=orjson.dumps(body), headers={"Authorization": "Bearer admin"}
-            )
+            answer = client.post("/v1/decide", content=orjson.dumps(body), headers=key)
             assert answer.status_code == 200, answer.text
             [block] = answer.json()["decisions"]
     finally:

@@ -24,3 +24,10 @@ def memory_engine(**overrides: Any) -> tuple[Personify, FixedClock]:
         **overrides,
     )
     return build(settings, clock), clock
+
+
+def decide_key(p: Personify, name: str = "site") -> dict[str, str]:
+    """Headers with a new API key of role ``decide`` (what a site's server sends to the
+    decision and recommendation APIs; write keys may only collect)."""
+    assert p.privacy is not None
+    return {"Authorization": f"Bearer {p.privacy.keys.create('decide', name).token}"}

@@ -14,7 +14,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from personify.api.deps import Analyst, Engine, basic_username, bearer_caller
 from personify.decide.request import parse_request
 from personify.decide.service import Decider
-from personify.errors import Forbidden, InvalidInput, PayloadTooLarge, PersonifyError, Problem
+from personify.errors import (
+    Forbidden,
+    InvalidInput,
+    PayloadTooLarge,
+    PersonifyError,
+    Problem,
+    Unauthorized,
+    Unavailable,
+)
 from personify.experiments.serving import attach
 from personify.facade import Personify
 from personify.profiles.records import iso
@@ -51,21 +59,49 @@ async def _decider_dependency(request: Request) -> Decider:
 DeciderDep = Annotated[Decider, Depends(_decider_dependency)]
 
 
+DECIDE_KEY_HINT = (
+    "create a key with role 'decide' (`personify keys create --role decide --name <site>`, "
+    "or POST /v1/keys with an admin key) and send it as 'Authorization: Bearer <key>'"
+)
+
+
 async def require_decide_access(
     p: Engine, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    """Who may ask for decisions: a bearer key with role ``decide`` or ``admin`` (the
-    bootstrap admin key included), or any write key (HTTP Basic)."""
+    """Who may ask for decisions and recommendations: a bearer key with role ``decide`` or
+    ``admin`` (the bootstrap admin key included).
+
+    Write keys (HTTP Basic) only collect events: they ship in pages and apps, so anyone can
+    read them, and an answer here can reveal what a person bought or which segments they are
+    in. A known write key gets 403 naming the fix; a wrong one 401.
+    """
     scheme, _, _token = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer":
+    if scheme.lower() == "basic":
+        try:
+            p.collector.authenticate(basic_username(authorization), None)
+        except Unauthorized:
+            raise Unauthorized(
+                "this API takes an API key as 'Authorization: Bearer <key>', not HTTP Basic",
+                hint=DECIDE_KEY_HINT,
+            ) from None
+        raise Forbidden(
+            "write keys only collect events; decisions and recommendations need an API key "
+            "with role 'decide'",
+            hint=DECIDE_KEY_HINT,
+        )
+    try:
         caller = bearer_caller(p, authorization)
-        if caller.role not in DECIDE_ROLES:
-            raise Forbidden(
-                f"role {caller.role!r} may not ask for decisions",
-                hint="use a key with role 'decide', or a write key as HTTP Basic",
-            )
-        return
-    p.collector.authenticate(basic_username(authorization), None)
+    except Unavailable:
+        raise Unavailable(
+            "no API keys exist and PERSONIFY_ADMIN_KEY is not set, so nobody may ask for decisions",
+            hint="create a key with `personify keys create --role decide --name <site>` (or "
+            "set PERSONIFY_ADMIN_KEY) and send it as 'Authorization: Bearer <key>'",
+        ) from None
+    if caller.role not in DECIDE_ROLES:
+        raise Forbidden(
+            f"role {caller.role!r} may not ask for decisions or recommendations",
+            hint="use a key with role 'decide' (or 'admin')",
+        )
 
 
 DECIDE_ROLES = frozenset({"admin", "decide"})

@@ -157,4 +157,5 @@ Marketer = require_role("marketer", "analyst", write=("marketer",))
 AnalystReads = require_role("analyst", write=())
 """Analysts read; only admins change (model promotion and rollback)."""
 Decide = require_role("decide")
-"""Decision APIs by bearer key: the ``decide`` role (write keys are checked separately)."""
+"""The ``decide`` role (decisions and recommendations use ``api/decide.py``'s own check,
+which the fast path shares; write keys may not call them)."""

@@ -11,7 +11,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from personify.api.deps import denied
 from personify.errors import InvalidInput, PersonifyError, Problem
 
-ADMIN_PREFIXES = ("/v1/profiles", "/v1/quarantine")
+COLLECTION_PATHS = frozenset(
+    {"/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias", "/v1/batch"}
+)
+"""The routes that take a write key (HTTP Basic); every other route takes a bearer key."""
 
 
 def install(app: FastAPI) -> None:
@@ -19,7 +22,7 @@ def install(app: FastAPI) -> None:
     async def _personify_error(request: Request, exc: PersonifyError) -> JSONResponse:
         headers = None
         if exc.status == 401:
-            scheme = "Bearer" if request.url.path.startswith(ADMIN_PREFIXES) else "Basic"
+            scheme = "Basic" if request.url.path in COLLECTION_PATHS else "Bearer"
             headers = {"WWW-Authenticate": scheme}
         return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
 

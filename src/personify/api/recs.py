@@ -1,10 +1,8 @@
 """Product recommendations for a person and similar items for a product page.
 
-Access is that of ``POST /v1/decide`` (a write key as HTTP Basic, or the admin key):
-recommendations are part of what a site shows a visitor. With a write key, which is public,
-a visitor can only be named by their ``anonymous_id``; ``user_id``, ``email`` and
-``profile_id`` need a bearer key (role ``decide`` or ``admin``), since a "bought before"
-list reveals purchases.
+Access is that of ``POST /v1/decide``: a bearer key with role ``decide`` or ``admin``,
+called from the site's server. Write keys, which ship in pages and apps, are refused, since
+a "bought before" list reveals what a customer bought.
 
 The handlers compute in the event loop rather than a thread pool: a request is a couple of
 milliseconds of GIL-bound work, and handing it to a thread only adds GIL hand-offs (up to
@@ -16,11 +14,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from personify.api.decide import DecideAccess
 from personify.api.deps import Engine
-from personify.errors import Forbidden, InvalidInput, NotFound, Problem
+from personify.errors import InvalidInput, NotFound, Problem
 
 router = APIRouter(
     prefix="/v1/recommendations", tags=["recommendations"], dependencies=[DecideAccess]
@@ -30,13 +28,6 @@ K = Annotated[int, Query(ge=1, le=100, description="How many items (1 to 100).")
 PLACEMENT = Annotated[
     str | None, Query(description="Where the list is shown: home, product, cart or email.")
 ]
-
-
-def _server_side(authorization: str | None) -> bool:
-    """A bearer key passed :data:`DecideAccess`, so it has role ``decide`` or ``admin``:
-    a key kept on a server, unlike a write key."""
-    scheme, _, _token = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer"
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -52,13 +43,11 @@ async def recommendations(
     profile_id: str | None = None,
     k: K = 10,
     placement: PLACEMENT = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Items for one person, best first, with the strategy used and a reason per item.
 
-    Give at most one of ``user_id``, ``anonymous_id``, ``email`` or ``profile_id`` (all but
-    ``anonymous_id`` need a ``decide`` or admin key). With none, or an identity not seen yet, the
-    answer is for a new visitor (popular items).
+    Give at most one of ``user_id``, ``anonymous_id``, ``email`` or ``profile_id``. With none,
+    or an identity not seen yet, the answer is for a new visitor (popular items).
     Events newer than the model's training window (this session's views) are taken into
     account without retraining.
     """
@@ -84,14 +73,6 @@ async def recommendations(
                 hint="leave it out for a new visitor",
                 problems=[Problem(kind, "empty")],
             )
-    if present and present[0][0] != "anonymous_id" and not _server_side(authorization):
-        # a write key is public (it ships in the page), and a list of "bought before" items
-        # would tell anyone who guesses a user id what that customer bought
-        raise Forbidden(
-            f"a write key may not look people up by {present[0][0]}",
-            hint="call from your server with a 'decide' or admin key as 'Authorization: "
-            "Bearer <key>', or pass the browser's anonymous_id with the write key",
-        )
 
     def run() -> dict[str, Any]:
         pid = None

@@ -11,11 +11,13 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from tests.unit.decide.conftest import BASE, load
-from tests.unit.helpers import memory_engine
+from tests.unit.helpers import decide_key, memory_engine
 
 from personify.api.app import create_app
+from personify.config import Settings
 from personify.decide.service import Decider
 from personify.facade import Personify
+from personify.platform import build
 
 WRITE = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
 ADMIN = {"Authorization": "Bearer admin"}
@@ -43,17 +45,23 @@ def client(engine: Personify, decider: Decider) -> Iterator[TestClient]:
         yield c
 
 
-def decide(client: TestClient, body: Any, headers: dict[str, str] | None = None) -> Any:
+@pytest.fixture
+def key(engine: Personify) -> dict[str, str]:
+    return decide_key(engine)
+
+
+def decide(client: TestClient, body: Any, headers: dict[str, str]) -> Any:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return client.post("/v1/decide", content=raw, headers=WRITE if headers is None else headers)
+    return client.post("/v1/decide", content=raw, headers=headers)
 
 
 def test_known_and_unknown_people_get_decisions_with_reasons(
-    client: TestClient, engine: Personify
+    client: TestClient, engine: Personify, key: dict[str, str]
 ) -> None:
     engine.identify(user_id="u1", traits={"plan": "pro", "first_name": "Ada"})
     engine.drain()
-    answer = decide(client, {"userId": "u1", "context": {"channel": "web"}, "placements": ["hero"]})
+    body = {"userId": "u1", "context": {"channel": "web"}, "placements": ["hero"]}
+    answer = decide(client, body, key)
     assert answer.status_code == 200, answer.text
     [d] = answer.json()["decisions"]
     assert d["content"]["key"] == "winback" and d["content"]["fields"] == {
@@ -61,7 +69,8 @@ def test_known_and_unknown_people_get_decisions_with_reasons(
     }
     assert (d["variant"], d["policy"], d["propensity"]) == ("web", "rules", 1.0)
     assert d["reasons"][0]["rule"] == "vip"
-    stranger = decide(client, {"anonymousId": "a-9", "placements": ["hero"]}).json()["decisions"]
+    stranger = decide(client, {"anonymousId": "a-9", "placements": ["hero"]}, key)
+    stranger = stranger.json()["decisions"]
     assert stranger[0]["content"]["key"] == "welcome"
     assert [r["type"] for r in stranger[0]["reasons"]] == ["visitor", "fallback"]
 
@@ -79,12 +88,42 @@ def test_admin_key_may_decide_too(client: TestClient) -> None:
         ({"Authorization": "Basic !!!"}, 401),
     ],
 )
-def test_decide_needs_a_write_key_or_the_admin_key(
+def test_decide_needs_a_decide_or_admin_key(
     client: TestClient, headers: dict[str, str], status: int
 ) -> None:
     answer = decide(client, {"userId": "x", "placements": ["hero"]}, headers)
     assert answer.status_code == status
     assert answer.json()["hint"]
+    assert answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_write_key_only_collects_and_is_told_how_to_decide(client: TestClient) -> None:
+    answer = decide(client, {"userId": "x", "placements": ["hero"]}, WRITE)
+    assert answer.status_code == 403
+    body = answer.json()
+    assert body["message"].startswith("write keys only collect events")
+    assert "personify keys create --role decide" in body["hint"]
+    assert "Authorization: Bearer <key>" in body["hint"]
+    # the same key still collects
+    event = {"userId": "x", "event": "Viewed"}
+    assert client.post("/v1/track", json=event, headers=WRITE).status_code == 200
+
+
+def test_a_key_of_another_role_is_refused(client: TestClient, engine: Personify) -> None:
+    assert engine.privacy is not None
+    analyst = {"Authorization": f"Bearer {engine.privacy.keys.create('analyst', 'a').token}"}
+    answer = decide(client, {"userId": "x", "placements": ["hero"]}, analyst)
+    assert answer.status_code == 403
+    assert "'decide'" in answer.json()["hint"]
+
+
+def test_without_any_api_key_the_decision_api_says_how_to_make_one() -> None:
+    memory = {f"{part}_backend": "memory" for part in ("state", "event_store", "bus")}
+    engine = build(Settings(**memory, write_keys="wk=web", admin_key=None))
+    with TestClient(create_app(engine)) as c:
+        answer = decide(c, {"userId": "x", "placements": ["hero"]}, {})
+    assert answer.status_code == 503
+    assert "personify keys create --role decide" in answer.json()["hint"]
 
 
 @pytest.mark.parametrize(
@@ -124,9 +163,9 @@ def test_decide_needs_a_write_key_or_the_admin_key(
     ],
 )
 def test_bad_input_gets_a_precise_4xx(
-    client: TestClient, body: Any, status: int, fields: list[str]
+    client: TestClient, key: dict[str, str], body: Any, status: int, fields: list[str]
 ) -> None:
-    answer = decide(client, body)
+    answer = decide(client, body, key)
     assert answer.status_code == status, answer.text
     payload = answer.json()
     assert [p["field"] for p in payload.get("problems", [])] == fields
@@ -134,7 +173,7 @@ def test_bad_input_gets_a_precise_4xx(
 
 
 def test_definitions_api_validates_versions_diffs_and_rolls_back(
-    client: TestClient,
+    client: TestClient, key: dict[str, str]
 ) -> None:
     url = "/v1/definitions/rule_set/hero"
     bad = client.put(
@@ -146,7 +185,7 @@ def test_definitions_api_validates_versions_diffs_and_rolls_back(
     put = client.put(url + "?message=shoes+for+all", content=orjson.dumps(new_rules), headers=ADMIN)
     assert put.status_code == 200 and put.json()["version"] == 2
     assert put.json()["actor"] == "admin-api" and put.json()["message"] == "shoes for all"
-    first = decide(client, {"userId": "anyone", "placements": ["hero"]}).json()["decisions"][0]
+    first = decide(client, {"userId": "anyone", "placements": ["hero"]}, key).json()["decisions"][0]
     assert first["content"]["key"] == "shoes"  # no restart, no wait in this process
     diff = client.get(url + "/diff?a=1&b=2", headers=ADMIN).json()["changes"]
     assert '~ rules[0].id: "vip" -> "all"' in diff
@@ -186,12 +225,12 @@ def test_definitions_api_is_admin_only(client: TestClient) -> None:
 
 
 def test_a_click_with_the_decision_id_shows_in_the_report(
-    client: TestClient, engine: Personify, decider: Decider
+    client: TestClient, engine: Personify, decider: Decider, key: dict[str, str]
 ) -> None:
     engine.processor.add_observer(decider.attributor)  # type: ignore[attr-defined]
     engine.identify(user_id="u1", traits={"plan": "pro"})
     engine.drain()
-    [d] = decide(client, {"userId": "u1", "placements": ["hero"]}).json()["decisions"]
+    [d] = decide(client, {"userId": "u1", "placements": ["hero"]}, key).json()["decisions"]
     for event, props in (
         ("Content Viewed", {}),
         ("Content Clicked", {}),
@@ -230,7 +269,7 @@ def test_the_app_builds_its_decider_on_first_use(tmp_path: Path) -> None:
     load(engine.stores.definitions, BASE, tmp_path)
     app = create_app(engine)
     with TestClient(app) as c:
-        answer = decide(c, {"anonymousId": "a", "placements": ["hero"]})
+        answer = decide(c, {"anonymousId": "a", "placements": ["hero"]}, decide_key(engine))
         assert answer.status_code == 200, answer.text
         assert answer.json()["decisions"][0]["content"]["key"] == "welcome"
         assert isinstance(app.state.decider, Decider)

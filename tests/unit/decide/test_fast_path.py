@@ -14,14 +14,17 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tests.unit.decide.conftest import BASE, load
-from tests.unit.helpers import memory_engine
+from tests.unit.helpers import decide_key, memory_engine
 
 from personify.api.app import create_app
 from personify.api.decide import DecideFastPath
+from personify.config import Settings
 from personify.decide.service import Decider
 from personify.facade import Personify
+from personify.platform import build
 
 WRITE = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
+DECIDE = {"Authorization": "decide-key"}  # stands for a key made in the fixture
 RULES = "rules:\n  hero:\n    - {id: vip, when: {traits.plan: pro}, show: winback}\n"
 GOOD = {"userId": "u1", "context": {"channel": "web"}, "placements": ["hero"]}
 
@@ -67,23 +70,24 @@ def comparable(response: Any) -> tuple[int, dict[str, str], Any]:
 
 
 CASES: list[tuple[str, str, bytes, dict[str, str]]] = [
+    ("POST", "/v1/decide", orjson.dumps(GOOD), DECIDE),
+    ("POST", "/v1/decide", orjson.dumps({**GOOD, "userId": "nobody"}), DECIDE),
     ("POST", "/v1/decide", orjson.dumps(GOOD), WRITE),
-    ("POST", "/v1/decide", orjson.dumps({**GOOD, "userId": "nobody"}), WRITE),
-    ("POST", "/v1/decide", orjson.dumps(GOOD), {"Authorization": "decide-key"}),
+    ("POST", "/v1/decide", orjson.dumps(GOOD), {"Authorization": "Bearer admin"}),
     ("POST", "/v1/decide", orjson.dumps(GOOD), {"Authorization": "analyst-key"}),
     ("POST", "/v1/decide", orjson.dumps(GOOD), {"Authorization": "Bearer pk_x_wrong"}),
     ("POST", "/v1/decide", orjson.dumps(GOOD), {"Authorization": "Basic bm90LWEta2V5Og=="}),
     ("POST", "/v1/decide", orjson.dumps(GOOD), {"Authorization": "Basic !!"}),
     ("POST", "/v1/decide", orjson.dumps(GOOD), {}),
-    ("POST", "/v1/decide", b"{not json", WRITE),
-    ("POST", "/v1/decide", b"[1, 2]", WRITE),
-    ("POST", "/v1/decide", orjson.dumps({**GOOD, "extra": 1}), WRITE),
-    ("POST", "/v1/decide", orjson.dumps({"placements": ["hero"]}), WRITE),
-    ("POST", "/v1/decide", orjson.dumps({**GOOD, "placements": ["nowhere"]}), WRITE),
-    ("POST", "/v1/decide", orjson.dumps({**GOOD, "context": {"channel": "fax"}}), WRITE),
-    ("POST", "/v1/decide", b'{"userId": "' + b"x" * 70_000 + b'"}', WRITE),
-    ("GET", "/v1/decide", b"", WRITE),
-    ("POST", "/v1/decide/", orjson.dumps(GOOD), WRITE),
+    ("POST", "/v1/decide", b"{not json", DECIDE),
+    ("POST", "/v1/decide", b"[1, 2]", DECIDE),
+    ("POST", "/v1/decide", orjson.dumps({**GOOD, "extra": 1}), DECIDE),
+    ("POST", "/v1/decide", orjson.dumps({"placements": ["hero"]}), DECIDE),
+    ("POST", "/v1/decide", orjson.dumps({**GOOD, "placements": ["nowhere"]}), DECIDE),
+    ("POST", "/v1/decide", orjson.dumps({**GOOD, "context": {"channel": "fax"}}), DECIDE),
+    ("POST", "/v1/decide", b'{"userId": "' + b"x" * 70_000 + b'"}', DECIDE),
+    ("GET", "/v1/decide", b"", DECIDE),
+    ("POST", "/v1/decide/", orjson.dumps(GOOD), DECIDE),
 ]
 
 
@@ -108,7 +112,40 @@ def test_the_rate_limit_still_applies_to_the_fast_path(tmp_path: Path) -> None:
     decider = Decider(engine, poll_interval=0.0)
     load(decider.store, BASE + RULES, tmp_path)
     with TestClient(app_for(engine, decider, fast=True)) as client:
-        codes = [client.post("/v1/decide", json=GOOD, headers=WRITE).status_code for _ in range(3)]
+        key = decide_key(engine)
+        codes = [client.post("/v1/decide", json=GOOD, headers=key).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
+    decider.close()
+    engine.close()
+
+
+def test_a_write_key_is_refused_with_the_fix_on_both_paths(
+    clients: tuple[TestClient, TestClient, dict[str, str]],
+) -> None:
+    fast, route, keys = clients
+    for client in (fast, route):
+        refused = client.post("/v1/decide", json=GOOD, headers=WRITE)
+        assert refused.status_code == 403
+        assert refused.json()["message"].startswith("write keys only collect events")
+        assert "--role decide" in refused.json()["hint"]
+        allowed = client.post("/v1/decide", json=GOOD, headers={"Authorization": keys["decide"]})
+        assert allowed.status_code == 200
+
+
+def test_without_any_api_key_both_paths_answer_alike(tmp_path: Path) -> None:
+    memory = {f"{part}_backend": "memory" for part in ("state", "event_store", "bus")}
+    engine = build(Settings(**memory, write_keys="wk=web", admin_key=None))
+    decider = Decider(engine, poll_interval=0.0)
+    load(decider.store, BASE + RULES, tmp_path)
+    with (
+        TestClient(app_for(engine, decider, fast=True)) as fast,
+        TestClient(app_for(engine, decider, fast=False)) as route,
+    ):
+        for headers in ({}, WRITE, {"Authorization": "Bearer pk_x_y"}):
+            answers = [
+                comparable(c.post("/v1/decide", json=GOOD, headers=headers)) for c in (fast, route)
+            ]
+            assert answers[0] == answers[1]
+        assert answers[0][0] == 503
     decider.close()
     engine.close()

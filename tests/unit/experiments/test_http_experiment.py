@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.helpers import T0, memory_engine
+from tests.unit.helpers import T0, decide_key, memory_engine
 from typer.testing import CliRunner
 
 import personify.decide
@@ -71,6 +71,7 @@ class Site:
         app.state.decider = self.decider
         app.state.experiments = self.service
         self.client = TestClient(app)
+        self.key = decide_key(self.p)  # the site's server asks for decisions with it
 
     def send(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 2000):
@@ -82,7 +83,7 @@ class Site:
 
     def decide(self, user: str) -> dict[str, Any]:
         resp = self.client.post(
-            "/v1/decide", json={"userId": user, "placements": ["home_hero"]}, headers=WRITE
+            "/v1/decide", json={"userId": user, "placements": ["home_hero"]}, headers=self.key
         )
         assert resp.status_code == 200, resp.text
         decision: dict[str, Any] = resp.json()["decisions"][0]
@@ -259,7 +260,7 @@ def test_an_anonymous_visitor_keeps_the_variant_after_logging_in(site_factory: A
 
     def shown(body: dict[str, Any]) -> str:
         resp = site.client.post(
-            "/v1/decide", json={**body, "placements": ["home_hero"]}, headers=WRITE
+            "/v1/decide", json={**body, "placements": ["home_hero"]}, headers=site.key
         )
         assert resp.status_code == 200, resp.text
         content: str = resp.json()["decisions"][0]["content"]["key"]

@@ -3,13 +3,12 @@ the non-personalized answer, and say why."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.helpers import memory_engine
+from tests.unit.helpers import decide_key, memory_engine
 
 from personify.api.app import create_app
 from personify.decide import DEMO_WORKSPACE
@@ -18,7 +17,6 @@ from personify.facade import Personify
 from personify.workspace import apply
 
 ADMIN = {"Authorization": "Bearer admin"}
-WRITE = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
 
 
 @pytest.fixture
@@ -47,7 +45,8 @@ def client(engine: Personify) -> Iterator[TestClient]:
 
 def _hero(client: TestClient, **who: str) -> dict[str, object]:
     body = {**who, "context": {"channel": "web", "page": "/"}, "placements": ["home_hero"]}
-    res = client.post("/v1/decide", content=orjson.dumps(body), headers=WRITE)
+    key = decide_key(client.app.state.personify)
+    res = client.post("/v1/decide", content=orjson.dumps(body), headers=key)
     assert res.status_code == 200, res.text
     return dict(res.json()["decisions"][0])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from personify.api.deps import ROLES
 from personify.facade import Personify
 
 iter_route_contexts = getattr(routing, "iter_route_contexts", None)
+WRITE = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}  # a valid write key
 # Open by design: liveness, the OpenAPI documents, and collection (checked by write keys).
 EXEMPT = {
     "/health",
@@ -101,9 +103,33 @@ def test_weaker_roles_are_refused_everywhere(
             checked += 1
         res = client.request(method, _url(path), json={})
         assert res.status_code in (401, 403), f"no key got {res.status_code} on {method} {path}"
+        res = client.request(method, _url(path), headers=WRITE, json={})
+        assert res.status_code in (401, 403), (
+            f"a write key got {res.status_code} on {method} {path}"
+        )
         res = client.request(method, _url(path), headers={"Authorization": "Bearer pk_x_y"})
         assert res.status_code == 401, f"a made-up key got {res.status_code} on {method} {path}"
     assert checked > 50
+
+
+def test_write_keys_only_collect(setup: tuple[TestClient, Personify, dict[str, str]]) -> None:
+    """The decision and recommendation APIs, which once took write keys, refuse them with
+    a 403 that names the fix; collection still takes them."""
+    client, _, _ = setup
+    serving = [
+        (m, path)
+        for m, path, _ in _routes(client.app)
+        if path.startswith(("/v1/decide", "/v1/recommendations")) and path != "/v1/decide/report"
+    ]
+    assert {("POST", "/v1/decide"), ("GET", "/v1/recommendations")} <= set(serving)
+    assert ("GET", "/v1/recommendations/similar/{item_id}") in serving
+    for method, path in serving:
+        res = client.request(method, _url(path), headers=WRITE, json={})
+        assert res.status_code == 403, f"a write key got {res.status_code} on {method} {path}"
+        assert res.json()["message"].startswith("write keys only collect events")
+        assert "--role decide" in res.json()["hint"]
+    event = {"userId": "u1", "event": "Viewed"}
+    assert client.post("/v1/track", json=event, headers=WRITE).status_code == 200
 
 
 def test_allowed_roles_get_past_authorization(

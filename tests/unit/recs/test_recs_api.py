@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.helpers import T0, memory_engine
+from tests.unit.helpers import T0, decide_key, memory_engine
 from tests.unit.recs import storefront
 
 from personify.api.app import create_app
@@ -23,7 +23,7 @@ from personify.models.registry import ModelRegistry
 from personify.recs import publish
 from personify.recs.serving import recommend_for, service_for
 
-AUTH = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
+WRITE = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
 ADMIN = {"Authorization": "Bearer admin"}
 
 
@@ -48,10 +48,9 @@ def client(engine: Personify) -> Iterator[TestClient]:
 
 
 def get(client: TestClient, path: str, **params: Any) -> Any:
-    """A request as a site's browser makes it (write key), or its server (admin key) when
-    it names a known customer."""
-    named = any(k in params for k in ("user_id", "email", "profile_id"))
-    return client.get(path, params=params, headers=ADMIN if named else AUTH)
+    """A request as a site's server makes it, with a key of role ``decide``."""
+    engine: Personify = client.app.state.personify
+    return client.get(path, params=params, headers=decide_key(engine))
 
 
 def view(engine: Personify, anonymous_id: str, items: list[str]) -> None:
@@ -135,22 +134,38 @@ def test_unknown_item_is_404(client: TestClient) -> None:
     assert resp.status_code == 404 and resp.json()["hint"]
 
 
-def test_write_key_or_admin_key_is_required(client: TestClient) -> None:
+def test_a_decide_or_admin_key_is_required(client: TestClient, engine: Personify) -> None:
     assert client.get("/v1/recommendations").status_code == 401
     assert client.get("/v1/recommendations", headers=ADMIN).status_code == 200
+    assert client.get("/v1/recommendations", headers=decide_key(engine)).status_code == 200
+    assert engine.privacy is not None
+    analyst = {"Authorization": f"Bearer {engine.privacy.keys.create('analyst', 'a').token}"}
+    assert client.get("/v1/recommendations", headers=analyst).status_code == 403
 
 
-@pytest.mark.parametrize("kind", ["user_id", "email", "profile_id"])
-def test_the_public_write_key_cannot_name_a_customer(client: TestClient, kind: str) -> None:
-    resp = client.get("/v1/recommendations", params={kind: "mug-1"}, headers=AUTH)
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/recommendations", {}),
+        ("/v1/recommendations", {"anonymous_id": "visitor-1"}),
+        ("/v1/recommendations", {"user_id": "mug-1"}),
+        ("/v1/recommendations/similar/g4", {}),
+    ],
+)
+def test_a_write_key_only_collects_and_is_told_how_to_recommend(
+    client: TestClient, path: str, params: dict[str, str]
+) -> None:
+    resp = client.get(path, params=params, headers=WRITE)
     assert resp.status_code == 403
-    assert "anonymous_id" in resp.json()["hint"]
+    assert resp.json()["message"].startswith("write keys only collect events")
+    assert "personify keys create --role decide" in resp.json()["hint"]
+    assert "Authorization: Bearer <key>" in resp.json()["hint"]
 
 
 def test_no_trained_model_is_a_404_with_a_hint(tmp_path: Path) -> None:
     engine = memory_engine(data_dir=tmp_path)[0]
     with TestClient(create_app(engine)) as c:
-        resp = c.get("/v1/recommendations", headers=AUTH)
+        resp = c.get("/v1/recommendations", headers=decide_key(engine))
     assert resp.status_code == 404
     assert "personify recs train" in resp.json()["hint"]
 
