@@ -57,6 +57,21 @@ def start_bare_app(module: str) -> tuple[subprocess.Popen[bytes], int]:
     return start_server(argv, port), port
 
 
+def start_personify(
+    data_dir: str | Path, settings: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``personify serve`` on a free port over ``data_dir`` with the benchmark keys
+    (``settings``: more PERSONIFY_ variables); the process and its port."""
+    port = free_port()
+    env = {
+        "PERSONIFY_DATA_DIR": str(data_dir),
+        "PERSONIFY_WRITE_KEYS": WRITE_KEY,
+        "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
+        **(settings or {}),
+    }
+    return start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env), port
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:

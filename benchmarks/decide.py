@@ -46,12 +46,11 @@ import orjson
 from common import (
     ADMIN_KEY,
     WRITE_KEY,
-    free_port,
     median,
     percentile,
     print_table,
     start_bare_app,
-    start_server,
+    start_personify,
     stop,
     write_results,
 )
@@ -259,25 +258,19 @@ def bare_peak(auth: str, users: list[str], run: int) -> float:
         stop(srv)
 
 
-def server_env(data_dir: Path) -> dict[str, str]:
-    return {
-        "PERSONIFY_DATA_DIR": str(data_dir),
-        "PERSONIFY_WRITE_KEYS": WRITE_KEY,
-        "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
-        # the peak-rate test sends as fast as it can with one key: lift the per-key limit
-        "PERSONIFY_PRIVACY__RATE_PER_SECOND": "1000000",
-        "PERSONIFY_PRIVACY__RATE_BURST": "1000000",
-    }
+# the peak-rate test sends as fast as it can with one key: lift the per-key limit
+UNLIMITED = {
+    "PERSONIFY_PRIVACY__RATE_PER_SECOND": "1000000",
+    "PERSONIFY_PRIVACY__RATE_BURST": "1000000",
+}
 
 
 def server_runs(data_dir: Path, auth: str, users: list[str]) -> dict[str, list[float]]:
-    env = server_env(data_dir)
     latencies: list[float] = []
     peaks, bare = [], []
     for run in range(RUNS):
         bare.append(bare_peak(auth, users, run))
-        port = free_port()
-        srv = start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env)
+        srv, port = start_personify(data_dir, UNLIMITED)
         try:
             warm_up(port, auth, users)
             run_latencies = paced_latencies(port, auth, users, run)

@@ -45,12 +45,11 @@ import orjson
 from common import (
     ADMIN_KEY,
     WRITE_KEY,
-    free_port,
     median,
     percentile,
     print_table,
     start_bare_app,
-    start_server,
+    start_personify,
     stop,
     write_results,
 )
@@ -255,14 +254,7 @@ def ingest_runs(
         if baseline:
             bare_rates.append(bare_parse_rate(bodies, markers))
         with tempfile.TemporaryDirectory() as data:
-            port = free_port()
-            env = {
-                "PERSONIFY_DATA_DIR": data,
-                "PERSONIFY_WRITE_KEYS": WRITE_KEY,
-                "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
-                **(settings or {}),
-            }
-            srv = start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env)
+            srv, port = start_personify(data, settings)
             url = f"http://127.0.0.1:{port}"
             try:
                 poller = MarkerPoller(url)

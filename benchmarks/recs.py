@@ -43,11 +43,10 @@ import orjson
 from common import (
     ADMIN_KEY,
     WRITE_KEY,
-    free_port,
     median,
     percentile,
     print_table,
-    start_server,
+    start_personify,
     stop,
     write_results,
 )
@@ -176,13 +175,7 @@ def serve_latency(data: Any, trained: Any) -> dict[str, Any]:
         rng = random.Random(3)
         customers = rng.sample(model_data.users.tolist(), min(600, model_data.n_users))
         items = model_data.items.tolist()
-        port = free_port()
-        env = {
-            "PERSONIFY_DATA_DIR": folder,
-            "PERSONIFY_WRITE_KEYS": WRITE_KEY,
-            "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
-        }
-        srv = start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env)
+        srv, port = start_personify(folder)
         url = f"http://127.0.0.1:{port}"
         try:
             visitors = seed_visitors(url, customers, items)

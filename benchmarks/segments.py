@@ -32,14 +32,12 @@ from typing import Any
 import httpx2 as httpx
 from common import (
     ADMIN_KEY,
-    WRITE_KEY,
     copy_of,
     demo_data,
-    free_port,
     median,
     percentile,
     print_table,
-    start_server,
+    start_personify,
     stop,
     write_results,
 )
@@ -148,13 +146,7 @@ def one_run(run: int, segments: list[dict[str, Any]] | None) -> tuple[float, lis
     bodies = live(bodies)
     events = BATCHES * BATCH_SIZE
     with tempfile.TemporaryDirectory() as data:
-        port = free_port()
-        env = {
-            "PERSONIFY_DATA_DIR": data,
-            "PERSONIFY_WRITE_KEYS": WRITE_KEY,
-            "PERSONIFY_ADMIN_KEY": ADMIN_KEY,
-        }
-        srv = start_server(["-m", "personify.cli", "serve", "--port", str(port)], port, env)
+        srv, port = start_personify(data)
         url = f"http://127.0.0.1:{port}"
         try:
             poller = SegmentPoller(url) if segments else None
