@@ -2,7 +2,11 @@
 
 This is the embedded mode's bus: the collector acknowledges a message only after
 :meth:`SqliteEventLog.publish` has returned, i.e. after the commit reached the disk.
-The ``message_id`` column is unique, so a retried message is never stored twice.
+A retried message is never stored twice: each process that writes keeps the log's message
+ids in memory (:class:`~personify.storage.sqlite.message_index.MessageIndex`), rebuilt from
+the file when it opens and brought up to date inside every write transaction, so rows that
+another process wrote meanwhile are seen too. (Files made before this carry a ``UNIQUE``
+index on ``message_id`` as well; it stays and agrees.)
 """
 
 from __future__ import annotations
@@ -10,15 +14,18 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from personify.storage.ports import ERASED_ANONYMOUS_ID, LogRecord, erasure_tombstone
+from personify.storage.sqlite.message_index import MessageIndex
+
+_LOAD_CHUNK = 100_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
-    offset INTEGER PRIMARY KEY,  -- no AUTOINCREMENT: an ignored duplicate uses no offset
-    message_id TEXT NOT NULL UNIQUE,
+    offset INTEGER PRIMARY KEY,  -- assigned by publish(): an ignored duplicate uses none
+    message_id TEXT NOT NULL,  -- unique, checked through the in-memory MessageIndex
     payload BLOB NOT NULL
 );
 """
@@ -39,7 +46,7 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
 
 
 class SqliteEventLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, hasher: Callable[[str], int] = hash) -> None:
         self._write = connect(path)
         self._write.executescript(_SCHEMA)
         self._read = connect(path)
@@ -47,6 +54,9 @@ class SqliteEventLog:
         self._read_lock = threading.Lock()
         self._cond = threading.Condition()
         self._head = self._query_head()
+        # Filled on the first write (a process that only reads never needs it).
+        self._index = MessageIndex(hasher)  # tests pass a colliding hasher
+        self._loaded = False
 
     def _query_head(self) -> int:
         with self._read_lock:
@@ -58,22 +68,76 @@ class SqliteEventLog:
             return 0
         with self._write_lock:
             con = self._write
-            before = con.total_changes
             con.execute("BEGIN IMMEDIATE")
             try:
-                con.executemany(
-                    "INSERT OR IGNORE INTO log(message_id, payload) VALUES (?, ?)", messages
-                )
+                head = self._catch_up()
+                index = self._index
+                hashes = index.hashes(m for m, _ in messages)
+                logged = self._logged(messages, index.candidates(hashes))
+                rows: list[tuple[int, str, bytes]] = []
+                added: list[tuple[int, int]] = []
+                batch: set[str] = set()
+                for (mid, payload), h in zip(messages, hashes, strict=True):
+                    if mid in logged or mid in batch:
+                        continue
+                    batch.add(mid)
+                    head += 1
+                    rows.append((head, mid, payload))
+                    added.append((h, head))
+                if rows:
+                    con.executemany(
+                        "INSERT INTO log(offset, message_id, payload) VALUES (?, ?, ?)", rows
+                    )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            new = con.total_changes - before
-            head = int(con.execute("SELECT COALESCE(MAX(offset), 0) FROM log").fetchone()[0])
+            index.add(added)  # only once durable
         with self._cond:
             self._head = max(self._head, head)
             self._cond.notify_all()
-        return new
+        return len(rows)
+
+    def _catch_up(self) -> int:
+        """Index rows other processes wrote since this one last looked; the log's head.
+
+        Called inside a write transaction (so no one else is writing), with the write lock.
+        """
+        con, index = self._write, self._index
+        if not self._loaded:
+            cur = con.execute("SELECT offset, message_id FROM log ORDER BY offset")
+            index.load(iter(lambda: cur.fetchmany(_LOAD_CHUNK), []))
+            self._loaded = True
+        head = int(con.execute("SELECT COALESCE(MAX(offset), 0) FROM log").fetchone()[0])
+        if head > index.head:
+            rows = con.execute(
+                "SELECT offset, message_id FROM log WHERE offset > ? ORDER BY offset",
+                (index.head,),
+            ).fetchall()
+            index.add(zip(index.hashes(m for _, m in rows), (o for o, _ in rows), strict=True))
+        return head
+
+    def _logged(
+        self, messages: Sequence[tuple[str, bytes]], candidates: list[list[int]]
+    ) -> dict[str, int]:
+        """The ids among ``messages`` that are in the log, with their offsets (the index
+        names candidate rows; each is read to compare the id itself)."""
+        offsets = sorted({o for found in candidates for o in found})
+        stored: dict[int, str] = {}
+        for i in range(0, len(offsets), 500):
+            chunk = offsets[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            stored.update(
+                self._write.execute(
+                    f"SELECT offset, message_id FROM log WHERE offset IN ({marks})", chunk
+                ).fetchall()
+            )
+        out: dict[str, int] = {}
+        for (mid, _), found in zip(messages, candidates, strict=True):
+            for offset in found:
+                if stored.get(offset) == mid:
+                    out[mid] = offset
+        return out
 
     def read(self, after: int, limit: int) -> list[LogRecord]:
         with self._read_lock:
@@ -126,12 +190,18 @@ class SqliteEventLog:
             con.execute("PRAGMA secure_delete=ON")
             con.execute("BEGIN IMMEDIATE")
             try:
+                self._catch_up()
+                index = self._index
+                found = self._logged(
+                    payloads, index.candidates(index.hashes(m for m, _ in payloads))
+                )
                 done = sum(
                     con.execute(
-                        f"UPDATE log SET payload = ? WHERE message_id = ?{guard}",
-                        (payload, mid, *extra),
+                        f"UPDATE log SET payload = ? WHERE offset = ?{guard}",
+                        (payload, found[mid], *extra),
                     ).rowcount
                     for mid, payload in payloads
+                    if mid in found
                 )
                 con.execute("COMMIT")
             except BaseException:
