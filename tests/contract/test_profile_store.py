@@ -58,3 +58,26 @@ def test_returned_documents_are_copies(profile_store: Any) -> None:
     doc = profile_store.get_many(["p1"])["p1"]
     doc["traits"]["x"] = 1
     assert profile_store.get_many(["p1"])["p1"]["traits"] == {}
+
+
+def test_documents_come_back_exactly_as_written(profile_store: Any) -> None:
+    # Awkward JSON on purpose: the SQLite adapter writes all rows through one JSON array.
+    import orjson
+
+    doc = new_profile('p"1', "2024-01-01T00:00:00.000000Z")
+    doc["traits"] = {
+        "name": {"value": 'Zoë "Z" \\ 🎉\n', "source": "api", "at": "2024"},
+        "score": {"value": 0.1 + 0.2, "source": "api", "at": "2024"},
+        "big": {"value": 2**62 + 1, "source": "api", "at": "2024"},
+        "nested": {"value": {"a": [1, None, True, -1e-7]}, "source": "api", "at": "2024"},
+    }
+    doc["merged_into"] = "p2"
+    profile_store.apply(
+        ProfileChanges(
+            profiles={'p"1': doc},
+            identities={("email", 'zoë"@x.org'): 'p"1'},
+            encoded={'p"1': orjson.dumps(doc)},
+        )
+    )
+    assert profile_store.get_many(['p"1'])['p"1'] == doc
+    assert profile_store.lookup_many([("email", 'zoë"@x.org')]) == {("email", 'zoë"@x.org'): 'p"1'}

@@ -23,6 +23,7 @@ profile now?". Decisions, model scoring and training, email actions and the prof
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from personify.storage.ports import ProfileStore
 PURPOSES = ("analytics", "personalization", "marketing_email", "marketing_push", "profiling")
 CONSENT_EVENT = "Consent Updated"
 _VERSION_KEYS = ("version", "wording_version")
+_FLAT_KEYS = tuple((p, f"consent_{p}") for p in PURPOSES)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS consent_history (
@@ -144,8 +146,8 @@ def _flat_consent(traits: Mapping[str, Any]) -> dict[str, Any] | None:
     """Consent as flat columns, as imports of customer tables carry it:
     ``consent_<purpose>`` with true/false, yes/no or 1/0, and ``consent_version``."""
     out: dict[str, Any] = {}
-    for purpose in PURPOSES:
-        value = traits.get(f"consent_{purpose}")
+    for purpose, key in _FLAT_KEYS:
+        value = traits.get(key)
         if isinstance(value, bool):
             out[purpose] = value
         elif isinstance(value, int | float | str):
@@ -164,6 +166,28 @@ class ConsentStore:
         # Written once per processed batch (with the observer checkpoint): NORMAL skips the
         # fsync per commit; a power cut loses whole transactions, which are then replayed.
         self._db = Db(path, _SCHEMA, synchronous="NORMAL")
+        # Profile ids with any recorded choice, per purpose, and the last row id read.
+        self._with_choices: dict[str, tuple[int, set[str]]] = {}
+        self._with_lock = threading.Lock()
+
+    def with_choices(self, purpose: str) -> set[str]:
+        """The profile ids with a recorded ``purpose`` choice (possibly some since erased).
+
+        Kept in memory and topped up from the rows added since the last call (ids only grow,
+        in this process or another), so the processing worker can skip the history query
+        for the many batches whose people never made a choice.
+        """
+        with self._with_lock:
+            last, ids = self._with_choices.get(purpose, (0, set()))
+            rows = self._db.query(
+                "SELECT id, profile_id FROM consent_history WHERE id > ? AND purpose = ?",
+                (last, purpose),
+            )
+            if rows:
+                ids = ids | {pid for _, pid in rows}
+                last = max(row_id for row_id, _ in rows)
+            self._with_choices[purpose] = (last, ids)
+            return ids
 
     def record(
         self,
@@ -368,11 +392,12 @@ class ConsentPolicy:
         check_purpose(purpose)
         changes = changes or {}
         # The processing worker asks this for every batch: plain loops, one query.
-        owned = {pid: _ids(doc) for pid, doc in docs.items() if pid not in changes}
-        latest = self.store.latest_of_purpose_for(
-            purpose, list({x for mine in owned.values() for x in mine})
-        )
+        chose = self.store.with_choices(purpose)
         by_region: dict[str, bool] = {}
+        # (with no recorded choice at all, the regional defaults decide: no ids to gather)
+        owned = {pid: _ids(doc) if chose else () for pid, doc in docs.items() if pid not in changes}
+        asked = {x for mine in owned.values() for x in mine if x in chose}
+        latest = self.store.latest_of_purpose_for(purpose, list(asked)) if asked else {}
         out = {pid for pid, granted in changes.items() if not granted and pid in docs}
         for pid, mine in owned.items():
             found = [latest[x] for x in mine if x in latest] if latest else None

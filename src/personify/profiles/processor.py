@@ -260,7 +260,11 @@ class Processor:
         assert self._minimizer is not None
         resolver = self._resolver
         pids = {pid for _, pid, _, _ in kept} - {"unresolved"}
-        docs = {pid: resolver.doc(resolver.survivor(pid)) for pid in pids}
+        doc = resolver.doc
+        docs = {
+            pid: d if not (d := doc(pid)).get("merged_into") else doc(resolver.survivor(pid))
+            for pid in pids
+        }
         refused = self._minimizer.refusing_analytics(docs, ((pid, msg) for msg, pid, _, _ in kept))
         if not refused:
             return kept, []

@@ -277,3 +277,26 @@ def test_opt_in_regions_keep_events_minimal_until_analytics_is_granted() -> None
     p.drain()
     [record] = [r for r in p.stores.log.read(0, 1000) if r.message_id == "m-us"]
     assert b"192.0.2.1" in record.payload  # opt-out region: kept in full
+
+
+def test_choices_recorded_by_another_process_are_seen_by_the_worker_check(tmp_path: Path) -> None:
+    # The worker keeps the ids with recorded choices in memory; a refusal written through
+    # another connection (the API process) must still make it refuse.
+    from personify.config import Settings
+    from personify.privacy.consent import ConsentChange, ConsentPolicy, ConsentStore
+    from personify.storage.memory import MemoryProfileStore
+
+    path = tmp_path / "consent.sqlite"
+    worker, api = ConsentStore(path), ConsentStore(path)
+    conf = Settings(data_dir=tmp_path).privacy
+    policy = ConsentPolicy(worker, conf.consent_defaults, conf.regions, MemoryProfileStore())
+    docs = {"p1": {"profile_id": "p1", "traits": {}}, "p2": {"profile_id": "p2", "traits": {}}}
+    assert policy.refusing("analytics", docs) == set()
+    at = "2026-01-01T00:00:00Z"
+    api.record([("p2", ConsentChange("analytics", False, "api", at, None))])
+    assert worker.with_choices("analytics") == {"p2"}
+    assert policy.refusing("analytics", docs) == {"p2"}
+    api.record([("p2", ConsentChange("analytics", True, "api", "2026-01-02T00:00:00Z", None))])
+    assert policy.refusing("analytics", docs) == set()
+    worker.close()
+    api.close()
