@@ -33,9 +33,11 @@ import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
+from bisect import bisect_right, insort_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from personify.errors import Problem
@@ -50,6 +52,7 @@ MAX_WINDOW_ENTRIES = 5000  # per profile and clause; the oldest are dropped beyo
 TIME_OPS = ("$olderThan", "$newerThan")
 EVENT_ROOTS = ("event", "type", "name", "properties", "context", "traits")
 _MEASURES = ("count", "sum", "distinct", "first", "last")
+_AT = itemgetter(0)  # a window entry's time
 
 
 def parse_duration(text: Any) -> timedelta:
@@ -63,8 +66,20 @@ def parse_duration(text: Any) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
+_PARSED: dict[str, datetime] = {}
+_PARSED_MAX = 4096
+
+
 def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+    """Parse an ISO timestamp, remembering recent ones: the segment engine asks for the same
+    few (a profile's ``last_seen``, a sequence's start) once per segment that reads them."""
+    moment = _PARSED.get(text)
+    if moment is None:
+        moment = datetime.fromisoformat(text)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[text] = moment
+    return moment
 
 
 _iso = iso
@@ -90,12 +105,15 @@ class EventFilter:
     types: frozenset[str]
     where: Callable[[Mapping[str, Any]], bool] | None
 
-    def matches(self, message: Mapping[str, Any]) -> bool:
+    def matches(self, message: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> bool:
+        """Whether the message counts (``event``: its :func:`event_document`, if built)."""
         if self.names and message.get("event") not in self.names:
             return False
         if self.types and message.get("type") not in self.types:
             return False
-        return self.where is None or self.where(event_document(message))
+        if self.where is None:
+            return True
+        return self.where(event_document(message) if event is None else event)
 
 
 def _clause_id(kind: str, spec: Any) -> str:
@@ -118,8 +136,18 @@ class Clause(ABC):
     def filters(self) -> list[EventFilter]:
         return []
 
-    def update(self, state: State, message: Mapping[str, Any]) -> bool:
-        """Fold one event into the state; whether the state changed."""
+    def touches(self, message: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> bool:
+        """Whether :meth:`update` may change a state for this message (a filter matches)."""
+        return any(f.matches(message, event) for f in self.filters())
+
+    def update(
+        self, state: State, message: Mapping[str, Any], event: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Fold one event into the state; whether the state changed.
+
+        ``event`` is the message's :func:`event_document` when the caller built it already
+        (one per message, however many clauses read it); else filters build their own.
+        """
         return False
 
     @abstractmethod
@@ -129,6 +157,12 @@ class Clause(ABC):
     def due(self, state: State | None, doc: Mapping[str, Any], now: datetime) -> datetime | None:
         """The next moment after ``now`` when the answer may change with no new event."""
         return None
+
+    def judge(
+        self, state: State | None, doc: Mapping[str, Any], now: datetime
+    ) -> tuple[bool, datetime | None]:
+        """:meth:`holds` and :meth:`due` at once (subclasses share the work between them)."""
+        return self.holds(state, doc, now), self.due(state, doc, now)
 
 
 def _value_test(op: Any) -> Callable[[Any], bool]:
@@ -164,6 +198,9 @@ class EventAggregate(Clause):
     def filters(self) -> list[EventFilter]:
         return [self.filter]
 
+    def touches(self, message: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> bool:
+        return self.filter.matches(message, event)
+
     def _value(self, message: Mapping[str, Any]) -> Any:
         if self.property is None:
             return 1
@@ -172,8 +209,10 @@ class EventAggregate(Clause):
             return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
         return None if value is None else str(value)
 
-    def update(self, state: State, message: Mapping[str, Any]) -> bool:
-        if not self.filter.matches(message):
+    def update(
+        self, state: State, message: Mapping[str, Any], event: Mapping[str, Any] | None = None
+    ) -> bool:
+        if not self.filter.matches(message, event):
             return False
         at = message["timestamp"]
         if self.measure in ("first", "last"):
@@ -183,8 +222,9 @@ class EventAggregate(Clause):
         value = self._value(message)
         if self.window is not None:
             entries: list[list[Any]] = state.setdefault("w", [])
-            entries.append([at, value])
-            entries.sort(key=lambda e: e[0])
+            # Kept sorted by time (events mostly come in order: an append); after entries
+            # of the same moment, as a stable sort would put it.
+            insort_right(entries, [at, value], key=_AT)
             if len(entries) > MAX_WINDOW_ENTRIES:
                 del entries[: len(entries) - MAX_WINDOW_ENTRIES]
             return True
@@ -212,7 +252,10 @@ class EventAggregate(Clause):
             if not state.get("w"):
                 return 0
             start, end = self._bounds(now)
-            entries = [e for e in state["w"] if start < e[0] <= end]
+            window = state["w"]
+            entries = window[
+                bisect_right(window, start, key=_AT) : bisect_right(window, end, key=_AT)
+            ]
             if self.measure == "count":
                 return len(entries)
             if self.measure == "sum":
@@ -239,19 +282,19 @@ class EventAggregate(Clause):
         start, now_iso = self._bounds(now)
         # The next change: the oldest in-window event leaves (entries are sorted by time), or
         # a future-dated one comes into the window.
-        for at, _ in state["w"]:
-            if start < at <= now_iso:
-                return _ts(at) + self.window
-            if at > now_iso:
-                return _ts(at)
-        return None
+        entries = state["w"]
+        first = bisect_right(entries, start, key=_AT)  # the oldest entry after the start
+        if first == len(entries):
+            return None
+        at = entries[first][0]
+        return _ts(at) + self.window if at <= now_iso else _ts(at)
 
     def prune(self, state: State, now: datetime) -> None:
         """Forget window entries that can no longer count."""
         if self.window is not None and state.get("w"):
             start, _ = self._bounds(now)
             if state["w"][0][0] <= start:
-                state["w"] = [e for e in state["w"] if e[0] > start]
+                state["w"] = state["w"][bisect_right(state["w"], start, key=_AT) :]
 
 
 class Sequence(Clause):
@@ -271,12 +314,14 @@ class Sequence(Clause):
     def filters(self) -> list[EventFilter]:
         return [self.first, self.then]
 
-    def update(self, state: State, message: Mapping[str, Any]) -> bool:
+    def update(
+        self, state: State, message: Mapping[str, Any], event: Mapping[str, Any] | None = None
+    ) -> bool:
         changed = False
         at = message["timestamp"]
-        if self.first.matches(message) and at > (state.get("a") or ""):
+        if self.first.matches(message, event) and at > (state.get("a") or ""):
             state["a"], changed = at, True
-        if self.then.matches(message) and at > (state.get("b") or ""):
+        if self.then.matches(message, event) and at > (state.get("b") or ""):
             state["b"], changed = at, True
         return changed
 
@@ -293,6 +338,17 @@ class Sequence(Clause):
         moment = _ts(a) + self.within
         return moment if moment > now else None
 
+    def judge(
+        self, state: State | None, doc: Mapping[str, Any], now: datetime
+    ) -> tuple[bool, datetime | None]:
+        if not state:
+            return False, None
+        a, b = state.get("a"), state.get("b")
+        if a is None or (b is not None and b >= a):
+            return False, None
+        moment = _ts(a) + self.within
+        return (True, None) if moment <= now else (False, moment)
+
 
 class RelativeTime(Clause):
     """``{"computed.last_seen": {"$olderThan": "14d"}}``: a profile timestamp against now."""
@@ -308,7 +364,7 @@ class RelativeTime(Clause):
     def _value(self, doc: Mapping[str, Any]) -> str | None:
         value: Any = doc
         for part in self.path:
-            value = value.get(part) if isinstance(value, Mapping) else None
+            value = value.get(part) if type(value) is dict or isinstance(value, Mapping) else None
         return value if isinstance(value, str) else None
 
     def holds(self, state: State | None, doc: Mapping[str, Any], now: datetime) -> bool:
@@ -316,6 +372,19 @@ class RelativeTime(Clause):
 
     def due(self, state: State | None, doc: Mapping[str, Any], now: datetime) -> datetime | None:
         return _time_due(self._value(doc), self.age, now)
+
+    def judge(
+        self, state: State | None, doc: Mapping[str, Any], now: datetime
+    ) -> tuple[bool, datetime | None]:
+        at = self._value(doc)
+        if at is None:
+            return False, None
+        try:
+            moment = _ts(at) + self.age
+        except ValueError:
+            return False, None
+        later = moment if moment > now else None
+        return (moment <= now if self.time_op == "$olderThan" else moment > now), later
 
 
 def _time_test(op: str, at: str | None, age: timedelta, now: datetime) -> bool:

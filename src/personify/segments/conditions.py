@@ -107,6 +107,13 @@ def _any_of(tests: list[Predicate]) -> Predicate:
         return never
     if len(tests) == 1:
         return tests[0]
+    # Spelled out for the common small cases: a generator per call costs more than the tests.
+    if len(tests) == 2:
+        first, second = tests
+        return lambda value: first(value) or second(value)
+    if len(tests) == 3:
+        first, second, third = tests
+        return lambda value: first(value) or second(value) or third(value)
     return lambda value: any(test(value) for test in tests)
 
 

@@ -21,7 +21,7 @@ with a string or a regex), request-only ``context`` paths, and unknown segment r
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -66,6 +66,15 @@ class Segment:
     empty_answer: bool = False
     # The states the clauses read (clauses that keep the same state share one).
     state_ids: frozenset[str] = frozenset()
+    # The whole condition is this one clause being true (most behavioural segments): the
+    # engine then asks the clause, without the flags document.
+    only: Clause | None = None
+    # Whether answering reads the condition document (profile fields, or identities for a
+    # static segment); a segment that reads only event clauses' states does not, nor one
+    # whose only clause reads a ``computed`` time, the same in the stored profile.
+    reads_doc: bool = True
+    # The bare compiled condition, when it reads profile fields only (no clause, not static).
+    test: Callable[[Mapping[str, Any]], bool] | None = None
 
     def matches(self, doc: Mapping[str, Any], identities: Mapping[str, list[str]]) -> bool:
         if self.kind == "static":
@@ -294,9 +303,17 @@ def compile_segment(body: Mapping[str, Any], version: int = 0) -> Segment:
     if behavioural:
         flags = {cid: c.holds(None, {}, EPOCH) for cid, c in parsed.clauses.items()}
         empty = condition({FLAG_ROOT: flags})
+    only: Clause | None = None
+    if len(parsed.clauses) == 1:
+        ((cid, clause),) = parsed.clauses.items()
+        if parsed.condition == {f"{FLAG_ROOT}.{cid}": True}:
+            only = clause
     return Segment(
         condition=condition,
         clauses=parsed.clauses,
+        only=only,
+        reads_doc=only is None or (isinstance(only, RelativeTime) and only.path[0] != "computed"),
+        test=None if parsed.clauses else condition.predicate,
         uses_segments=bool(segment_refs(body["condition"])),
         deps=deps,
         behavioural=behavioural,
@@ -338,3 +355,32 @@ def evaluate_at(
         for cid, clause in segment.clauses.items()
     }
     return segment.matches(doc, identities)
+
+
+def judge(
+    segment: Segment,
+    doc: dict[str, Any],
+    identities: Mapping[str, list[str]],
+    states: Mapping[str, dict[str, Any]],
+    now: datetime,
+) -> tuple[bool, datetime | None]:
+    """:func:`evaluate_at`, and the earliest moment after ``now`` when any of the segment's
+    clauses may change its answer with no new event (None: none will).
+
+    When ``segment.reads_doc`` is false, ``doc`` may be the stored profile instead.
+    """
+    only = segment.only
+    if only is not None:
+        return only.judge(states.get(only.state_id), doc, now)
+    if segment.test is not None:
+        return segment.test(doc), None
+    if not segment.clauses:
+        return segment.matches(doc, identities), None
+    flags: dict[str, bool] = {}
+    due: datetime | None = None
+    for cid, clause in segment.clauses.items():
+        flags[cid], moment = clause.judge(states.get(clause.state_id), doc, now)
+        if moment is not None and (due is None or moment < due):
+            due = moment
+    doc[FLAG_ROOT] = flags
+    return segment.matches(doc, identities), due

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, Final
@@ -29,9 +29,9 @@ import orjson
 from personify.clock import Clock
 from personify.definitions import DefinitionStore
 from personify.profiles.processor import Observed
-from personify.profiles.records import ORDER_COMPLETED, ORDER_REFUNDED, iso
-from personify.segments.behavior import Clause, EventAggregate
-from personify.segments.definition import KIND, Segment, compile_segment, evaluate_at
+from personify.profiles.records import ORDER_COMPLETED, ORDER_REFUNDED, iso, parse_iso
+from personify.segments.behavior import Clause, EventAggregate, event_document
+from personify.segments.definition import KIND, Segment, compile_segment, evaluate_at, judge
 from personify.segments.document import condition_document
 from personify.segments.store import SegmentStore, SegmentWrite
 from personify.storage.ports import EventStore, ProfileStore
@@ -56,7 +56,10 @@ _ORDER_FIELDS: Final = frozenset(
 )
 
 
-def _changed_fields(message: Mapping[str, Any], doc: Mapping[str, Any]) -> set[str]:
+_FIELD_SETS: dict[tuple[bool, bool, bool, bool, bool], frozenset[str]] = {}
+
+
+def _changed_fields(message: Mapping[str, Any], doc: Mapping[str, Any]) -> frozenset[str]:
     """Profile fields one processed message can have changed (merges are flagged apart).
 
     ``doc`` is the profile after the batch: a message that opened the profile or a session
@@ -64,18 +67,72 @@ def _changed_fields(message: Mapping[str, Any], doc: Mapping[str, Any]) -> set[s
     """
     kind = message.get("type")
     at = message.get("timestamp")
-    fields = set(_ALWAYS)
-    if (doc.get("computed") or {}).get("first_seen") == at:
-        fields.add("computed.first_seen")
-    if (doc.get("session") or {}).get("start") == at:
-        fields.add("computed.sessions")
-    if kind == "track" and message.get("event") in (ORDER_COMPLETED, ORDER_REFUNDED):
-        fields |= _ORDER_FIELDS
-    if kind != "track" or message.get("userId"):
-        fields.add("computed.lifecycle_stage")
-    if kind == "identify" or (message.get("context") or {}).get("traits"):
-        fields.add("traits")
+    key = (
+        (doc.get("computed") or {}).get("first_seen") == at,
+        (doc.get("session") or {}).get("start") == at,
+        kind == "track" and message.get("event") in (ORDER_COMPLETED, ORDER_REFUNDED),
+        kind != "track" or bool(message.get("userId")),
+        kind == "identify" or bool((message.get("context") or {}).get("traits")),
+    )
+    fields = _FIELD_SETS.get(key)
+    if fields is None:  # one of 32 answers, each built once
+        first, session, order, lifecycle, traits = key
+        fields = _FIELD_SETS[key] = frozenset(
+            _ALWAYS
+            | ({"computed.first_seen"} if first else set())
+            | ({"computed.sessions"} if session else set())
+            | (_ORDER_FIELDS if order else set())
+            | ({"computed.lifecycle_stage"} if lifecycle else set())
+            | ({"traits"} if traits else set())
+        )
     return fields
+
+
+_NONE: Final[Mapping[str, bytes]] = {}
+
+
+class _States(Mapping[str, dict[str, Any]]):
+    """One profile's clause states by state id: the stored ones (JSON) decoded when first
+    read, so a batch decodes only what it evaluates; each decoded state is the batch's own
+    to change, and the store keeps what was committed until the batch's write commits."""
+
+    __slots__ = ("_decoded", "_stored")
+
+    def __init__(self, stored: Mapping[str, bytes]) -> None:
+        self._stored = stored
+        self._decoded: dict[str, dict[str, Any]] = {}
+
+    def get(self, sid: str, default: Any = None) -> Any:
+        state = self._decoded.get(sid)
+        if state is None:
+            raw = self._stored.get(sid)
+            if raw is None:
+                return default
+            state = self._decoded[sid] = orjson.loads(raw)
+        return state
+
+    def has_any(self, sids: frozenset[str]) -> bool:
+        """Whether any of these states exists (``keys().isdisjoint``, without the ABC)."""
+        return not (self._stored.keys().isdisjoint(sids) and self._decoded.keys().isdisjoint(sids))
+
+    def put(self, sid: str, state: dict[str, Any]) -> None:
+        """Add a state first created by this batch."""
+        self._decoded[sid] = state
+
+    def __getitem__(self, sid: str) -> dict[str, Any]:
+        state: dict[str, Any] | None = self.get(sid)
+        if state is None:
+            raise KeyError(sid)
+        return state
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._decoded or sid in self._stored
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stored.keys() | self._decoded.keys())
+
+    def __len__(self) -> int:
+        return len(self._stored.keys() | self._decoded.keys())
 
 
 class SegmentEngine:
@@ -107,6 +164,20 @@ class SegmentEngine:
         self._clauses: dict[str, Clause] = {}
         self._owners: dict[str, Clause] = {}
         self._by_event: dict[str | None, list[Clause]] = {}
+        # Positions in ``_order`` of the segments each profile field / clause state feeds,
+        # those evaluated whatever changed (static lists), and those reading memberships.
+        self._by_dep: dict[str, list[int]] = {}
+        self._by_state: dict[str, list[int]] = {}
+        self._always: frozenset[int] = frozenset()
+        self._late: frozenset[int] = frozenset()
+        # For a full evaluation: the segments that may answer without any clause state
+        # (not purely behavioural, or true for an empty history), and positions by key.
+        self._stateless: frozenset[int] = frozenset()
+        self._position: dict[str, int] = {}
+        self._affected_memo: dict[
+            tuple[frozenset[str], frozenset[str]], tuple[frozenset[int], list[int]]
+        ] = {}
+        self._reads_scores = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._outer: AbstractContextManager[Any] = nullcontext()
@@ -151,6 +222,41 @@ class SegmentEngine:
                     if clause not in by_event[name]:
                         by_event[name].append(clause)
         self._by_event = dict(by_event)
+        by_dep: dict[str, list[int]] = defaultdict(list)
+        by_state: dict[str, list[int]] = defaultdict(list)
+        for i, segment in enumerate(self._order):
+            for dep in segment.deps:
+                by_dep[dep].append(i)
+            for sid in segment.state_ids:
+                by_state[sid].append(i)
+        self._by_dep, self._by_state = dict(by_dep), dict(by_state)
+        self._always = frozenset(i for i, s in enumerate(self._order) if s.kind == "static")
+        self._late = frozenset(i for i, s in enumerate(self._order) if s.uses_segments)
+        self._stateless = frozenset(
+            i for i, s in enumerate(self._order) if not s.behavioural or s.empty_answer
+        )
+        self._position = {s.key: i for i, s in enumerate(self._order)}
+        self._affected_memo = {}
+        self._reads_scores = any("scores" in s.deps for s in self._order)
+
+    def _affected(
+        self, fields: frozenset[str], sids: frozenset[str]
+    ) -> tuple[frozenset[int], list[int]]:
+        """The segments that changed fields and states affect (with static lists), and the
+        positions to visit (those, then any reading memberships). Few combinations occur:
+        each is worked out once."""
+        key = (fields, sids)
+        found = self._affected_memo.get(key)
+        if found is None:
+            wanted = set(self._always)
+            for name in fields:
+                wanted.update(self._by_dep.get(name, ()))
+            for sid in sids:
+                wanted.update(self._by_state.get(sid, ()))
+            if len(self._affected_memo) >= 4096:
+                self._affected_memo.clear()
+            found = self._affected_memo[key] = (frozenset(wanted), sorted(wanted | self._late))
+        return found
 
     def _drop(self, keys: list[str]) -> None:
         now = iso(self._clock.now())
@@ -204,10 +310,6 @@ class SegmentEngine:
             self._evaluate(by_profile, profiles, w, skip=rebuilt, full=full)
             self.store.write(w)
 
-    def _relevant(self, message: Mapping[str, Any]) -> list[Clause]:
-        named = self._by_event.get(message.get("event"), []) if message.get("event") else []
-        return named + self._by_event.get(None, [])
-
     def _evaluate(
         self,
         by_profile: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -223,30 +325,42 @@ class SegmentEngine:
         """
         pids = list(by_profile)
         now = self._clock.now()
-        cids = list(self._owners)
-        states = self.store.states(pids, cids)
+        stored = self.store.encoded_states(pids)
         members = self.store.memberships(pids)
         dues = self.store.dues(pids) if full is not None else {}
-        scores = self._scores(pids) if self._scores else {}
+        scores = self._scores(pids) if self._scores and self._reads_scores else {}
         at = iso(now)
+        by_event = self._by_event
+        anyname = by_event.get(None, [])
         for pid in pids:
-            mine = {cid: states[(pid, cid)] for cid in cids if (pid, cid) in states}
+            mine = _States(stored.get(pid) or _NONE)
             updated: set[str] = set()
             # A profile never evaluated before (no due row) gets every segment.
             partial = full is not None and pid not in full and pid in dues
-            changed: set[str] | None = set() if partial else None
+            changed: frozenset[str] | None = frozenset() if partial else None
             for message in by_profile[pid]:
                 if changed is not None:
-                    changed |= _changed_fields(message, docs[pid])
-                for clause in self._relevant(message):
-                    if skip and clause.state_id in skip:
+                    changed = changed | _changed_fields(message, docs[pid])
+                name = message.get("event")
+                relevant = by_event.get(name, []) + anyname if name else anyname
+                if not relevant:
+                    continue
+                event = event_document(message)  # once, however many filters read it
+                for clause in relevant:
+                    sid = clause.state_id
+                    if (skip and sid in skip) or not clause.touches(message, event):
                         continue
-                    state = mine.setdefault(clause.state_id, {})
-                    if clause.update(state, message):
+                    state = mine.get(sid)  # decoded here: this batch's own copy
+                    fresh = state is None
+                    if state is None:
+                        state = {}
+                    if clause.update(state, message, event):
+                        if fresh:
+                            mine.put(sid, state)
                         if isinstance(clause, EventAggregate):
                             clause.prune(state, now)
-                        w.states[(pid, clause.state_id)] = state
-                        updated.add(clause.state_id)
+                        w.states[(pid, sid)] = state
+                        updated.add(sid)
             self._decide(
                 pid,
                 docs[pid],
@@ -256,7 +370,7 @@ class SegmentEngine:
                 now,
                 at,
                 w,
-                None if changed is None else (changed, updated, dues.get(pid)),
+                None if changed is None else (changed, frozenset(updated), dues.get(pid)),
             )
             if pid in dues and w.due.get(pid) == dues[pid]:
                 del w.due[pid]  # unchanged: nothing to write
@@ -265,13 +379,13 @@ class SegmentEngine:
         self,
         pid: str,
         raw: Mapping[str, Any],
-        states: Mapping[str, dict[str, Any]],
+        states: _States,
         current: Mapping[str, str],
         scores: Mapping[str, Any] | None,
         now: datetime,
         at: str,
         w: SegmentWrite,
-        partial: tuple[set[str], set[str], str | None] | None = None,
+        partial: tuple[frozenset[str], frozenset[str], str | None] | None = None,
     ) -> None:
         """Re-decide one profile's memberships and its next due time.
 
@@ -283,34 +397,56 @@ class SegmentEngine:
             w.exited += [(seg, pid, at) for seg in current]
             w.due[pid] = None
             return
-        doc: dict[str, Any] | None = None  # built on first need: often nothing is evaluated
-        identities = raw.get("identities") or {}
-        identities = {**identities, "profile_id": [pid]}
+        order = self._order
+        wanted: frozenset[int] | None = None
+        if partial is None:
+            # Every segment, less those with only event clauses that have seen nothing of
+            # this profile and that it is out of (the answer for no history is "out").
+            found = set(self._stateless)
+            position = self._position
+            found.update(position[key] for key in current if key in position)
+            by_state = self._by_state
+            for sid in states:
+                if sid in by_state:
+                    found.update(by_state[sid])
+            positions: Iterable[int] = sorted(found)
+        else:
+            wanted, positions = self._affected(partial[0], partial[1])
+        doc: dict[str, Any] | None = None  # built on first need: often nothing reads it
+        identities: dict[str, list[str]] = {}
         inside = set(current)
         due: datetime | None = None
         moved = False
-        for segment in self._order:
-            if partial is not None and not (
-                segment.kind == "static"
-                or segment.deps & partial[0]
-                or not partial[1].isdisjoint(segment.state_ids)
-                or (segment.uses_segments and moved)
-            ):
-                continue
-            empty = segment.behavioural and states.keys().isdisjoint(segment.state_ids)
-            if empty:
+        for i in positions:
+            segment = order[i]
+            if wanted is not None and i not in wanted and not moved:
+                continue  # reads memberships, and none changed
+            if segment.behavioural and not states.has_any(segment.state_ids):
                 # Only event clauses, none of which has seen an event of this profile: the
                 # answer is the one for an empty history, and nothing is due.
                 member = segment.empty_answer
                 if member == (segment.key in inside):
                     continue
-            if doc is None:
-                doc = condition_document({**raw, "scores": scores or {}, "segments": []})
-                doc["segments"] = sorted(inside)
-            elif segment.uses_segments and moved:
-                doc["segments"] = sorted(inside)
-            if not empty:
-                member = evaluate_at(segment, doc, identities, states, now)
+                moment = None
+            else:
+                if not segment.reads_doc:
+                    pass
+                elif doc is None:
+                    doc = condition_document({**raw, "scores": scores or {}, "segments": []})
+                    doc["segments"] = sorted(inside)
+                    identities = {**(raw.get("identities") or {}), "profile_id": [pid]}
+                elif segment.uses_segments and moved:
+                    doc["segments"] = sorted(inside)
+                # The two common shapes are answered here directly (see ``judge``).
+                only, test = segment.only, segment.test
+                if only is not None:  # reads no profile field, or one the same in ``raw``
+                    member, moment = only.judge(states.get(only.state_id), doc or raw, now)
+                else:
+                    assert doc is not None  # these read the condition document
+                    if test is not None:
+                        member, moment = test(doc), None
+                    else:
+                        member, moment = judge(segment, doc, identities, states, now)
             if member and segment.key not in inside:
                 w.entered.append((segment.key, pid, at))
                 inside.add(segment.key)
@@ -319,16 +455,13 @@ class SegmentEngine:
                 w.exited.append((segment.key, pid, at))
                 inside.discard(segment.key)
                 moved = True
-            for clause in segment.clauses.values():
-                moment = clause.due(states.get(clause.state_id), doc, now)
-                if moment is not None and (due is None or moment < due):
-                    due = moment
-        if partial is not None and partial[2] is not None:
-            kept = partial[2]
-            if due is None or kept < iso(due):
-                w.due[pid] = kept
-                return
-        w.due[pid] = iso(due) if due is not None else NEVER
+            if moment is not None and (due is None or moment < due):
+                due = moment
+        kept = partial[2] if partial is not None else None
+        if kept is not None and (due is None or parse_iso(kept) < due):
+            w.due[pid] = kept  # the earlier one stays (usually: a later event moved it on)
+        else:
+            w.due[pid] = iso(due) if due is not None else NEVER
 
     # -- time -----------------------------------------------------------------------------
     def tick(self, limit: int = 5000) -> int:
@@ -408,16 +541,15 @@ class SegmentEngine:
     def _evaluate_everyone(self) -> None:
         now = self._clock.now()
         at = iso(now)
-        cids = list(self._owners)
         for batch in self._profiles.scan(2000):
             pids = [d["profile_id"] for d in batch]
-            states = self.store.states(pids, cids)
+            stored = self.store.encoded_states(pids)
             members = self.store.memberships(pids)
-            scores = self._scores(pids) if self._scores else {}
+            scores = self._scores(pids) if self._scores and self._reads_scores else {}
             w = SegmentWrite()
             for doc in batch:
                 pid = doc["profile_id"]
-                mine = {cid: states[(pid, cid)] for cid in cids if (pid, cid) in states}
+                mine = _States(stored.get(pid) or _NONE)
                 self._decide(pid, doc, mine, members.get(pid, {}), scores.get(pid), now, at, w)
             self.store.write(w)
 

@@ -18,7 +18,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,19 +252,26 @@ class SegmentStore:
             return out
         wanted = set(clause_ids)
         loads = orjson.loads
-        cache = self._cache
-        if cache is not None:
-            known, missing = cache.split(cache.states, profile_ids)
-            loaded = self._load_states(missing)
-            cache.fill(cache.states, missing, loaded, dict)
-            known.update(loaded)
-        else:
-            known = self._load_states(profile_ids)
-        for pid, mine in known.items():
+        for pid, mine in self.encoded_states(profile_ids).items():
             for cid, state in mine.items():
                 if cid in wanted:
                     out[(pid, cid)] = loads(state)
         return out
+
+    @_serialized
+    def encoded_states(self, profile_ids: Sequence[str]) -> dict[str, Mapping[str, bytes]]:
+        """Each profile's clause states as stored (JSON), ``{pid: {state id: bytes}}``;
+        profiles with none may be missing. The engine decodes only the states it reads.
+        With :meth:`own` the inner mappings are the working set's: never change them."""
+        cache = self._cache
+        if cache is None:
+            return dict(self._load_states(profile_ids))
+        known, missing = cache.split(cache.states, profile_ids)
+        if missing:
+            loaded = self._load_states(missing)
+            cache.fill(cache.states, missing, loaded, dict)
+            known.update(loaded)
+        return known
 
     def _load_states(self, profile_ids: Sequence[str]) -> dict[str, dict[str, bytes]]:
         out: dict[str, dict[str, bytes]] = {}
