@@ -167,10 +167,10 @@ class ConsentStore:
         # fsync per commit; a power cut loses whole transactions, which are then replayed.
         self._db = Db(path, _SCHEMA, synchronous="NORMAL")
         # Profile ids with any recorded choice, per purpose, and the last row id read.
-        self._with_choices: dict[str, tuple[int, set[str]]] = {}
+        self._with_choices: dict[str, tuple[int, frozenset[str]]] = {}
         self._with_lock = threading.Lock()
 
-    def with_choices(self, purpose: str) -> set[str]:
+    def with_choices(self, purpose: str) -> frozenset[str]:
         """The profile ids with a recorded ``purpose`` choice (possibly some since erased).
 
         Kept in memory and topped up from the rows added since the last call (ids only grow,
@@ -178,13 +178,13 @@ class ConsentStore:
         for the many batches whose people never made a choice.
         """
         with self._with_lock:
-            last, ids = self._with_choices.get(purpose, (0, set()))
+            last, ids = self._with_choices.get(purpose, (0, frozenset()))
             rows = self._db.query(
                 "SELECT id, profile_id FROM consent_history WHERE id > ? AND purpose = ?",
                 (last, purpose),
             )
             if rows:
-                ids = ids | {pid for _, pid in rows}
+                ids = ids | {pid for _, pid in rows}  # a new frozenset: callers share it
                 last = max(row_id for row_id, _ in rows)
             self._with_choices[purpose] = (last, ids)
             return ids
