@@ -19,7 +19,14 @@ from personify.storage import memory
 from personify.storage.ports import EventLog, EventStore, ProfileStore, QuarantineStore, ScoreStore
 
 
-def build_stores(settings: Settings, *, event_store: EventStore | None = None) -> Stores:
+def build_stores(
+    settings: Settings,
+    *,
+    event_store: EventStore | None = None,
+    background_writes: bool = False,
+) -> Stores:
+    """The stores the settings name. ``background_writes`` (the processing worker) stores
+    profile batches from a child process (``personify.storage.sqlite.profile_writer``)."""
     data = settings.data_dir
     if settings.bus_backend == "sqlite" or settings.state_backend == "sqlite":
         data.mkdir(parents=True, exist_ok=True)
@@ -35,9 +42,12 @@ def build_stores(settings: Settings, *, event_store: EventStore | None = None) -
         from personify.storage.sqlite.profiles import sqlite_engine
         from personify.storage.sqlite.scores import SqlScoreStore
 
-        profiles: ProfileStore = SqlProfileStore(
-            sqlite_engine(f"sqlite:///{data / 'state.sqlite'}")
-        )
+        sql_profiles = SqlProfileStore(sqlite_engine(f"sqlite:///{data / 'state.sqlite'}"))
+        profiles: ProfileStore = sql_profiles
+        if background_writes:
+            from personify.storage.sqlite.profile_writer import background
+
+            profiles = background(sql_profiles)
         quarantine: QuarantineStore = SqliteQuarantineStore(data / "quarantine.sqlite")
         definitions: DefinitionStore = open_sqlite(data)
         segments = SegmentStore(data / "segments.sqlite")
@@ -81,6 +91,7 @@ def build(
     clock: Clock | None = None,
     *,
     worker: bool = False,
+    background_writes: bool = False,
 ) -> Personify:
     """A ready :class:`Personify` for these settings (processing not started).
 
@@ -91,7 +102,7 @@ def build(
     clock = clock or SystemClock()
     if worker:
         return _build_api_side(settings, clock)
-    stores = build_stores(settings)
+    stores = build_stores(settings, background_writes=background_writes)
     privacy = Privacy(settings, stores.profiles)
     junk = JunkFilter(settings.identity.junk_values)
     resolver = Resolver(

@@ -13,6 +13,7 @@ from personify.privacy.pii import FieldCipher, Keyring
 from personify.storage import memory
 from personify.storage.duckdb import DuckDbEventStore
 from personify.storage.sqlite import SqliteEventLog, SqliteQuarantineStore, SqlProfileStore
+from personify.storage.sqlite.profile_writer import BackgroundProfileStore
 from personify.storage.sqlite.profiles import sqlite_engine
 
 Factory = Callable[[Path], Any]
@@ -24,6 +25,11 @@ LOGS: dict[str, Factory] = {
 PROFILES: dict[str, Factory] = {
     "memory": lambda _: memory.MemoryProfileStore(),
     "sqlite": lambda d: SqlProfileStore(sqlite_engine(f"sqlite:///{d / 'state.sqlite'}")),
+    # writes from a child process (the processing worker's profile store)
+    "sqlite-background": lambda d: BackgroundProfileStore(
+        SqlProfileStore(sqlite_engine(f"sqlite:///{d / 'state.sqlite'}")),
+        f"sqlite:///{d / 'state.sqlite'}",
+    ),
     # the privacy wrapper that seals PII (privacy.encrypt_pii) must behave the same
     "sqlite-encrypted": lambda d: EncryptedProfileStore(
         SqlProfileStore(sqlite_engine(f"sqlite:///{d / 'state.sqlite'}")),

@@ -110,6 +110,9 @@ class EncryptedProfileStore:
         )  # ``encoded`` holds plain JSON: never passed on
         self.inner.apply(sealed, checkpoint)
 
+    def settle(self) -> None:
+        self.inner.settle()
+
     def checkpoint(self) -> int:
         return self.inner.checkpoint()
 

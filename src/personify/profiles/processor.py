@@ -176,10 +176,11 @@ class Processor:
         """Process the next batch of records; return how many were processed."""
         with self._lock:
             records = self._log.read(self.position, self._batch_size)
-            if not records:
-                return 0
             started = time.perf_counter()
             try:
+                if not records:
+                    self._profiles.settle()  # idle: a failed background write shows now
+                    return 0
                 self._process(records)
             except Exception:
                 self._resolver.reset()
@@ -238,6 +239,8 @@ class Processor:
             changed = changes.profiles
             merged = {m["survivor_id"] for m in changes.merges}
             touched.update(changed)
+            # A background store may return before the batch is stored; if that write fails,
+            # the next ``apply`` (or ``settle``, when idle) raises and the batch is redone.
             self._profiles.apply(changes, checkpoint=last)
             self._pcp = last
         if observed:
@@ -402,6 +405,7 @@ class Processor:
                 raise TimeoutError(f"processor still {self.lag()} records behind")
             if self.step() == 0:
                 time.sleep(0.01)
+        self.step()  # nothing left to read: waits for the last batch's profiles to be stored
 
     def start(self) -> None:
         if self._thread is not None:

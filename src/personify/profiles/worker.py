@@ -350,7 +350,7 @@ def main() -> None:
             time.sleep(0.05)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    p = build(settings)
+    p = build(settings, background_writes=True)
     _warm_up()
     settle_heap()
     path = socket_path(settings.data_dir)

@@ -129,7 +129,16 @@ class ProfileStore(Protocol):
         ...
 
     def apply(self, changes: ProfileChanges, checkpoint: int | None = None) -> None:
-        """Write profiles, identities, merges and conflicts (and the offset) in one transaction."""
+        """Write profiles, identities, merges and conflicts (and the offset) in one transaction.
+
+        A store may write in the background (one batch in flight): its reads still see the
+        write, and :meth:`settle` reports whether it landed.
+        """
+        ...
+
+    def settle(self) -> None:
+        """Wait until no write is in flight; raise the error of the last write that failed
+        (since the previous call). Synchronous stores return at once."""
         ...
 
     def checkpoint(self) -> int:

@@ -114,6 +114,9 @@ class MemoryProfileStore:
             if checkpoint is not None:
                 self._checkpoint = checkpoint
 
+    def settle(self) -> None:
+        """Writes are synchronous here: nothing is ever in flight."""
+
     def checkpoint(self) -> int:
         return self._checkpoint
 

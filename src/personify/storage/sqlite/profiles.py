@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -88,11 +88,49 @@ def sqlite_engine(url: str) -> Engine:
     return engine
 
 
+class EncodedChanges(NamedTuple):
+    """A batch of :class:`ProfileChanges` as the rows the SQL tables take (picklable, so a
+    writer process can store them: ``personify.storage.sqlite.profile_writer``)."""
+
+    profiles: list[tuple[str, bytes, str | None, str]]  # id, JSON doc, merged_into, updated_at
+    identities: list[tuple[str, str, str]]  # kind, value, profile id
+    merges: list[tuple[str, str, str]]  # survivor, merged, JSON record
+    conflicts: list[tuple[str, str | None, str]]  # profile a, profile b, JSON record
+
+
+def encode_changes(changes: ProfileChanges) -> EncodedChanges:
+    """The rows for ``changes`` (documents serialized unless ``changes.encoded`` has them)."""
+    now = datetime.now(UTC).isoformat()
+    encoded = changes.encoded
+    dumps = orjson.dumps
+    return EncodedChanges(
+        [
+            (pid, encoded.get(pid) or dumps(doc), doc.get("merged_into"), now)
+            for pid, doc in changes.profiles.items()
+        ],
+        [(k, v, pid) for (k, v), pid in changes.identities.items()],
+        [(m["survivor_id"], m["merged_id"], dumps(m).decode()) for m in changes.merges],
+        [
+            (
+                c["profile_ids"][0],
+                c["profile_ids"][1] if len(c["profile_ids"]) > 1 else None,
+                dumps(c).decode(),
+            )
+            for c in changes.conflicts
+        ],
+    )
+
+
 class SqlProfileStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._mark = "%s" if engine.dialect.name == "postgresql" else "?"
         metadata.create_all(engine)
+
+    @property
+    def url(self) -> str:
+        """The database URL (a writer process opens the same database with it)."""
+        return self._engine.url.render_as_string(hide_password=False)
 
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
@@ -131,57 +169,47 @@ class SqlProfileStore:
         return out
 
     def apply(self, changes: ProfileChanges, checkpoint: int | None = None) -> None:
-        # Plain driver SQL on the hot path: building SQLAlchemy constructs for every batch
-        # costs more than the statements themselves.
-        now = datetime.now(UTC).isoformat()
+        self.write(encode_changes(changes), checkpoint)
+
+    def settle(self) -> None:
+        """Writes are synchronous here: nothing is ever in flight."""
+
+    def write(self, rows: EncodedChanges, checkpoint: int | None = None) -> None:
+        """Store changes already encoded by :func:`encode_changes`, in one transaction.
+
+        Plain driver SQL on the hot path: building SQLAlchemy constructs for every batch costs
+        more than the statements themselves.
+        """
         m = self._mark
-        encoded = changes.encoded
-        dumps = orjson.dumps
         with self._engine.begin() as con:
-            if changes.profiles:
+            if rows.profiles:
                 con.exec_driver_sql(
                     f"INSERT INTO profiles (profile_id, doc, merged_into, updated_at) "
                     f"VALUES ({m}, {m}, {m}, {m}) ON CONFLICT (profile_id) DO UPDATE SET "
                     "doc = excluded.doc, merged_into = excluded.merged_into, "
                     "updated_at = excluded.updated_at",
-                    [
-                        (pid, encoded.get(pid) or dumps(doc), doc.get("merged_into"), now)
-                        for pid, doc in changes.profiles.items()
-                    ],
+                    rows.profiles,
                 )
-            if changes.identities:
+            if rows.identities:
                 con.exec_driver_sql(
                     f"INSERT INTO identities (kind, value, profile_id) VALUES ({m}, {m}, {m}) "
                     "ON CONFLICT (kind, value) DO UPDATE SET profile_id = excluded.profile_id",
-                    [(k, v, pid) for (k, v), pid in changes.identities.items()],
+                    rows.identities,
                 )
-            if changes.merges:
-                con.execute(
-                    merges_t.insert(),
-                    [
-                        {
-                            "survivor_id": m["survivor_id"],
-                            "merged_id": m["merged_id"],
-                            "doc": orjson.dumps(m).decode(),
-                        }
-                        for m in changes.merges
-                    ],
+            if rows.merges:
+                con.exec_driver_sql(
+                    f"INSERT INTO merges (survivor_id, merged_id, doc) VALUES ({m}, {m}, {m})",
+                    rows.merges,
                 )
-            if changes.conflicts:
-                con.execute(
-                    conflicts_t.insert(),
-                    [
-                        {
-                            "profile_a": c["profile_ids"][0],
-                            "profile_b": c["profile_ids"][1] if len(c["profile_ids"]) > 1 else None,
-                            "doc": orjson.dumps(c).decode(),
-                        }
-                        for c in changes.conflicts
-                    ],
+            if rows.conflicts:
+                con.exec_driver_sql(
+                    f"INSERT INTO identity_conflicts (profile_a, profile_b, doc) "
+                    f"VALUES ({m}, {m}, {m})",
+                    rows.conflicts,
                 )
             if checkpoint is not None:
                 con.exec_driver_sql(
-                    f'INSERT INTO checkpoints (name, "offset") VALUES ({self._mark}, {self._mark}) '
+                    f'INSERT INTO checkpoints (name, "offset") VALUES ({m}, {m}) '
                     'ON CONFLICT (name) DO UPDATE SET "offset" = excluded."offset"',
                     ("profiles", checkpoint),
                 )
