@@ -17,8 +17,9 @@ Protocol (printed into the results file):
   into a fresh data dir, wall time including profile building, median of RUNS runs.
 * machine.calibration_s: a fixed pure-Python loop timed at the end of the run; this shared
   VM's speed varies by tens of percent over hours, so compare runs through it.
-* cpu_us_per_event (diagnostic): CPU seconds used by the API process and by the processing
-  worker per ingested event, from /proc, over each run (until the worker caught up).
+* cpu_us_per_event (diagnostic): CPU seconds used by the API process, by the processing
+  worker and by the worker's writer processes (profiles, segments) per ingested event, from
+  /proc, over each run (until the worker caught up).
 * encrypt_pii_run (diagnostic): one more run with ``PERSONIFY_PRIVACY__ENCRYPT_PII=true``
   (PII sealed with AES-GCM in the log, events and profiles): its rate and CPU per event, to
   compare with cpu_us_per_event of the runs above.
@@ -219,6 +220,16 @@ def worker_pid(parent: int) -> int:
     return int(out.split()[0])
 
 
+def writer_pids(worker: int) -> list[int]:
+    """The worker's writer processes (``personify.storage.sqlite.writer``)."""
+    out = subprocess.run(
+        ["pgrep", "-P", str(worker), "-f", "sqlite.writer import main"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [int(pid) for pid in out.split()]
+
+
 def profilers(api: int, worker: int) -> list[subprocess.Popen[bytes]]:
     """py-spy recorders on both server processes when BENCH_PYSPY names a directory."""
     out = os.environ.get("BENCH_PYSPY")
@@ -247,7 +258,7 @@ def ingest_runs(
 ) -> dict[str, Any]:
     """``runs`` ingestion runs (``settings``: extra PERSONIFY_ variables for the server)."""
     rates, bare_rates, lags, lookups = [], [], [], []
-    api_cpu, worker_cpu = [], []
+    api_cpu, worker_cpu, writer_cpu = [], [], []
     for run in range(runs):
         bodies, markers = make_batches(seed=run)
         events = BATCHES * BATCH_SIZE
@@ -261,7 +272,12 @@ def ingest_runs(
                 poller.thread.start()
                 worker = worker_pid(srv.pid)
                 spies = profilers(srv.pid, worker) if run == runs - 1 and baseline else []
-                cpu0 = (cpu_seconds(srv.pid), cpu_seconds(worker))
+                writers = writer_pids(worker)
+                cpu0 = (
+                    cpu_seconds(srv.pid),
+                    cpu_seconds(worker),
+                    sum(cpu_seconds(w) for w in writers),
+                )
                 rates.append(events / send_all(url, bodies, markers, poller.acked))
                 poller.done.set()
                 poller.thread.join(timeout=120)
@@ -269,6 +285,7 @@ def ingest_runs(
                 wait_caught_up(url)
                 api_cpu.append((cpu_seconds(srv.pid) - cpu0[0]) / events * 1e6)
                 worker_cpu.append((cpu_seconds(worker) - cpu0[1]) / events * 1e6)
+                writer_cpu.append((sum(cpu_seconds(w) for w in writers) - cpu0[2]) / events * 1e6)
                 for spy in spies:
                     spy.send_signal(signal.SIGINT)
                     spy.wait(timeout=60)
@@ -291,6 +308,7 @@ def ingest_runs(
         "lookups": lookups,
         "api_cpu": api_cpu,
         "worker_cpu": worker_cpu,
+        "writer_cpu": writer_cpu,
     }
 
 
@@ -350,12 +368,14 @@ def main() -> None:
         "cpu_us_per_event": {
             "api_process": round(median(ingest["api_cpu"]), 1),
             "worker_process": round(median(ingest["worker_cpu"]), 1),
+            "writer_processes": round(median(ingest["writer_cpu"]), 1),
         },
         "encrypt_pii_run": {
             "events_per_s": round(sealed["rates"][0]),
             "cpu_us_per_event": {
                 "api_process": round(sealed["api_cpu"][0], 1),
                 "worker_process": round(sealed["worker_cpu"][0], 1),
+                "writer_processes": round(sealed["writer_cpu"][0], 1),
             },
         },
     }

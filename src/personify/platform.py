@@ -136,6 +136,8 @@ def build(
         minimizer=privacy,
     )
     segment_engine.attach(processor.lock)
+    if background_writes and settings.state_backend == "sqlite":
+        stores.segments.in_background()  # after the engine made itself the only writer
     return Personify(settings, clock, stores, collector, processor, segment_engine, privacy)
 
 

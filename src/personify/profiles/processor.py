@@ -179,7 +179,12 @@ class Processor:
             started = time.perf_counter()
             try:
                 if not records:
-                    self._profiles.settle()  # idle: a failed background write shows now
+                    # idle: a failed background write shows now
+                    self._profiles.settle()
+                    for observer in self._observers:
+                        settle = getattr(observer, "settle", None)
+                        if settle is not None:
+                            settle()
                     return 0
                 self._process(records)
             except Exception:

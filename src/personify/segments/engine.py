@@ -287,6 +287,10 @@ class SegmentEngine:
     def checkpoint(self) -> int:
         return self.store.checkpoint()
 
+    def settle(self) -> None:
+        """Wait for a batch the store writes in the background; raise if it failed."""
+        self.store.settle()
+
     def observe(
         self,
         events: Sequence[Observed],

@@ -29,7 +29,9 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, cr
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
+from personify.errors import Unavailable
 from personify.storage.sqlite.profiles import sqlite_engine
+from personify.storage.sqlite.writer import WriterProcess
 
 F = TypeVar("F", bound=Callable[..., Any])
 metadata = MetaData()
@@ -90,10 +92,13 @@ class SegmentWrite:
 
 
 def _serialized(method: F) -> F:
-    """Run under the store's mutex (the in-memory database has one shared connection)."""
+    """Run under the store's mutex (the in-memory database has one shared connection),
+    after the batch a writer process may have in flight (:meth:`SegmentStore.in_background`)."""
 
     @functools.wraps(method)
     def run(self: SegmentStore, *args: Any, **kwargs: Any) -> Any:
+        if self._writer is not None:
+            self._settled()
         with self._mutex:
             return method(self, *args, **kwargs)
 
@@ -121,6 +126,8 @@ class SegmentStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._cache: _WriteThrough | None = None
+        self._writer: WriterProcess | None = None
+        self._refusing: Unavailable | None = None  # a write in the background failed
 
     def own(self, size: int = 100_000) -> None:
         """Declare this object the only writer of the store (the segment engine does, in the
@@ -130,15 +137,67 @@ class SegmentStore:
         if self._cache is None:
             self._cache = _WriteThrough(size)
 
+    def in_background(self) -> None:
+        """Store batches from a writer process (``personify.storage.sqlite.writer``), one in
+        flight, so the processing worker goes on with the next batch meanwhile. Only with
+        :meth:`own`: the working set then answers for what is in flight, and every read of
+        the database waits for it. A failed write clears the working set and is raised by
+        the next :meth:`write` or :meth:`settle`; the processor redoes the batches after
+        the stored checkpoint."""
+        if self._path is None or self._cache is None:
+            raise ValueError("a writer process needs a segments file and its only writer")
+        if self._writer is None:
+            self._writer = WriterProcess("segments", self._path)
+
+    def _settled(self) -> None:
+        """Wait for the batch in flight. If it failed, forget the working set (which holds
+        what it wrote) and refuse writes until the checkpoint is read again: whoever writes
+        next must not build on the lost batch, and the processor resumes from the stored
+        checkpoint."""
+        writer = self._writer
+        assert writer is not None
+        with writer.lock:
+            writer.wait()
+            if writer.failed:
+                try:
+                    writer.raise_failure()
+                except Unavailable as exc:
+                    self._refusing = exc
+                if self._cache is not None:
+                    self._cache.clear()
+
+    def settle(self) -> None:
+        """Wait until no batch is in flight; raise the error of one that failed (until the
+        checkpoint is read again)."""
+        if self._writer is None:
+            return
+        self._settled()
+        if self._refusing is not None:
+            raise self._refusing
+
     # -- writes ---------------------------------------------------------------------------
-    @_serialized
     def write(self, w: SegmentWrite, name: str = "segments") -> None:
         encoded = {key: orjson.dumps(s) for key, s in w.states.items()}
-        self._write(w, name, encoded)
-        if self._cache is not None:  # only once committed
-            self._cache.written(w, encoded)
+        writer = self._writer
+        if writer is None:
+            with self._mutex:
+                self.write_encoded(w, name, encoded)
+                if self._cache is not None:  # only once committed
+                    self._cache.written(w, encoded)
+            return
+        self._settled()
+        if self._refusing is not None:
+            raise self._refusing
+        with writer.lock:
+            writer.submit((w, name, encoded))
+            # The working set answers for the batch in flight; cleared if it fails.
+            if self._cache is not None:
+                self._cache.written(w, encoded)
 
-    def _write(self, w: SegmentWrite, name: str, encoded: dict[tuple[str, str], bytes]) -> None:
+    def write_encoded(
+        self, w: SegmentWrite, name: str, encoded: dict[tuple[str, str], bytes]
+    ) -> None:
+        """Store one step's changes (states already serialized) in one transaction."""
         with self._engine.begin() as con:
             if w.clear_clauses:
                 con.exec_driver_sql(
@@ -237,6 +296,7 @@ class SegmentStore:
 
     @_serialized
     def checkpoint(self, name: str = "segments") -> int:
+        self._refusing = None  # the caller resumes from what is stored
         with self._engine.connect() as con:
             value = con.exec_driver_sql(
                 'SELECT "offset" FROM checkpoints WHERE name = ?', (name,)
@@ -299,6 +359,8 @@ class SegmentStore:
 
     def memberships_of(self, profile_id: str) -> dict[str, str]:
         """One profile's current segments ``{segment: entered_at}`` (the hot path)."""
+        if self._writer is not None:
+            self._settled()
         con = self._reader()
         if con is None:
             return self.memberships([profile_id])[profile_id]
@@ -440,6 +502,8 @@ class SegmentStore:
             ]
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         for con in self._readers:
             with contextlib.suppress(sqlite3.ProgrammingError):  # closed from its own thread
                 con.close()

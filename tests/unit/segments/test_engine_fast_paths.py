@@ -218,7 +218,7 @@ def test_a_failed_write_is_retried_without_counting_an_event_twice(
     p.track(user_id="u1", event="Product Viewed", properties={}, timestamp=iso(T0))
     p.drain()  # one view stored
     store = p.stores.segments
-    real_write = store._write  # the transaction itself: it fails after the batch is decided
+    real_write = store.write_encoded  # the transaction itself: it fails after the batch is decided
     calls = {"n": 0}
 
     def fail_once(*args: Any, **kwargs: Any) -> None:
@@ -227,7 +227,7 @@ def test_a_failed_write_is_retried_without_counting_an_event_twice(
             raise RuntimeError("disk full")
         real_write(*args, **kwargs)
 
-    monkeypatch.setattr(store, "_write", fail_once)
+    monkeypatch.setattr(store, "write_encoded", fail_once)
     for minutes in (1, 2):
         p.track(
             user_id="u1",

@@ -53,7 +53,7 @@ def _stored_checkpoint(db: Path) -> int:
 def test_writes_happen_in_a_child_process_and_reads_wait_for_them(
     store: BackgroundProfileStore, db: Path
 ) -> None:
-    proc = store._proc
+    proc = store.writer._proc
     assert proc is not None and proc.pid != os.getpid() and proc.poll() is None
     for i in range(1, 6):
         store.apply(_person(f"p{i}", f"u{i}"), checkpoint=i)
@@ -95,13 +95,13 @@ def test_a_writer_killed_between_batches_is_replaced(
 ) -> None:
     store.apply(_person("p1", "u1"), checkpoint=1)
     store.settle()
-    first = store._proc
+    first = store.writer._proc
     assert first is not None
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     store.apply(_person("p2", "u2"), checkpoint=2)
     store.settle()
-    assert store._proc is not None and store._proc.pid != first.pid
+    assert store.writer._proc is not None and store.writer._proc.pid != first.pid
     assert _stored_checkpoint(db) == 2
 
 
@@ -109,7 +109,7 @@ def test_a_writer_killed_with_a_batch_in_flight_fails_that_batch_only(
     store: BackgroundProfileStore, db: Path
 ) -> None:
     store.settle()  # started
-    proc = store._proc
+    proc = store.writer._proc
     assert proc is not None
     os.kill(proc.pid, signal.SIGSTOP)  # it cannot take the batch before it is killed
     store.apply(_person("p1", "u1"), checkpoint=1)
@@ -128,11 +128,11 @@ def test_a_new_writer_waits_for_the_lock_of_one_still_running(db: Path) -> None:
     import fcntl
     import threading
 
-    from personify.storage.sqlite.profile_writer import lock_path
+    from personify.storage.sqlite.writer import lock_path
 
     url = f"sqlite:///{db}"
     SqlProfileStore(sqlite_engine(url)).close()  # the file exists
-    holder = lock_path(url).open("w")
+    holder = lock_path(db).open("w")
     fcntl.flock(holder, fcntl.LOCK_EX)
     opened: list[BackgroundProfileStore] = []
     done = threading.Event()
@@ -157,7 +157,7 @@ def test_close_reaps_the_writer(db: Path) -> None:
     url = f"sqlite:///{db}"
     s = BackgroundProfileStore(SqlProfileStore(sqlite_engine(url)), url)
     s.apply(_person("p1", "u1"), checkpoint=1)
-    proc = s._proc
+    proc = s.writer._proc
     assert proc is not None
     s.close()
     assert proc.poll() is not None
@@ -183,7 +183,7 @@ def test_reads_wait_only_for_what_the_batch_in_flight_writes(
 
     store.apply(_person("p1", "u1"), checkpoint=1)
     store.settle()
-    proc = store._proc
+    proc = store.writer._proc
     assert proc is not None
     os.kill(proc.pid, signal.SIGSTOP)  # the next batch stays in flight
     try:
