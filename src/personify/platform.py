@@ -51,6 +51,11 @@ def build_stores(
         quarantine: QuarantineStore = SqliteQuarantineStore(data / "quarantine.sqlite")
         definitions: DefinitionStore = open_sqlite(data)
         segments = SegmentStore(data / "segments.sqlite")
+        if background_writes:
+            # Before anything reads it: the writer's start waits out one left by a killed
+            # worker. The segment engine built on this store is its only writer.
+            segments.own()
+            segments.in_background()
         scores: ScoreStore = SqlScoreStore.open(data / "scores.sqlite")
     else:
         from personify.storage.memory.scores import MemoryScoreStore
@@ -136,8 +141,6 @@ def build(
         minimizer=privacy,
     )
     segment_engine.attach(processor.lock)
-    if background_writes and settings.state_backend == "sqlite":
-        stores.segments.in_background()  # after the engine made itself the only writer
     return Personify(settings, clock, stores, collector, processor, segment_engine, privacy)
 
 

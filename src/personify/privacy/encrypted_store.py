@@ -151,6 +151,7 @@ class EncryptedProfileStore:
             stale = {str(d["profile_id"]): self._open_doc(d) for d in docs if self._needs_reseal(d)}
             if stale:
                 self.apply(ProfileChanges(profiles=stale))
+                self.inner.settle()  # stored (or raised) before the caller lets processing on
             yield Resealed(len(docs), len(stale))
 
     def _needs_reseal(self, doc: dict[str, Any]) -> bool:

@@ -179,12 +179,7 @@ class Processor:
             started = time.perf_counter()
             try:
                 if not records:
-                    # idle: a failed background write shows now
-                    self._profiles.settle()
-                    for observer in self._observers:
-                        settle = getattr(observer, "settle", None)
-                        if settle is not None:
-                            settle()
+                    self._settle()  # idle: a failed background write shows now
                     return 0
                 self._process(records)
             except Exception:
@@ -251,14 +246,24 @@ class Processor:
         if observed:
             self._notify(observed, last, changed, merged)
         if rewritten:
-            # Last: replaying this batch after a crash must still find the identities the
-            # full messages carried. (A crash just before this line leaves these payloads in
-            # full in the log until retention purges them.)
+            # Last, once the batch is stored (background writers included): replaying this
+            # batch after a crash or a failed write must still find the identities the full
+            # messages carried. (A crash just before this line leaves these payloads in full
+            # in the log until retention purges them.)
+            self._settle()
             self._log.replace(rewritten)
             self.minimized += len(rewritten)
         self.processed += len(records)
         if self._on_change and touched:
             self._on_change(touched)
+
+    def _settle(self) -> None:
+        """Wait for writes still in flight in background stores; raise if one failed."""
+        self._profiles.settle()
+        for observer in self._observers:
+            settle = getattr(observer, "settle", None)
+            if settle is not None:
+                settle()
 
     def _minimize(
         self, kept: list[tuple[dict[str, Any], str, str | None, bytes]]

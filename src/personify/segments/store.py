@@ -15,6 +15,7 @@ by time alone), ``built`` and ``checkpoints``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import sqlite3
 import threading
@@ -29,7 +30,6 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, cr
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
-from personify.errors import Unavailable
 from personify.storage.sqlite.profiles import sqlite_engine
 from personify.storage.sqlite.writer import WriterProcess
 
@@ -127,7 +127,6 @@ class SegmentStore:
         self._readers: list[sqlite3.Connection] = []
         self._cache: _WriteThrough | None = None
         self._writer: WriterProcess | None = None
-        self._refusing: Unavailable | None = None  # a write in the background failed
 
     def own(self, size: int = 100_000) -> None:
         """Declare this object the only writer of the store (the segment engine does, in the
@@ -150,30 +149,24 @@ class SegmentStore:
             self._writer = WriterProcess("segments", self._path)
 
     def _settled(self) -> None:
-        """Wait for the batch in flight. If it failed, forget the working set (which holds
-        what it wrote) and refuse writes until the checkpoint is read again: whoever writes
-        next must not build on the lost batch, and the processor resumes from the stored
-        checkpoint."""
+        """Wait for the batch in flight. After a failed write, forget the working set (it
+        holds what was lost) and raise, until the checkpoint is read again: nothing may be
+        decided or written on top of a lost batch, and the processor resumes from the
+        stored checkpoint."""
         writer = self._writer
         assert writer is not None
         with writer.lock:
             writer.wait()
             if writer.failed:
-                try:
-                    writer.raise_failure()
-                except Unavailable as exc:
-                    self._refusing = exc
                 if self._cache is not None:
                     self._cache.clear()
+                writer.check()
 
     def settle(self) -> None:
-        """Wait until no batch is in flight; raise the error of one that failed (until the
-        checkpoint is read again)."""
-        if self._writer is None:
-            return
-        self._settled()
-        if self._refusing is not None:
-            raise self._refusing
+        """Wait until no batch is in flight; raise if a write failed (until the checkpoint
+        is read again)."""
+        if self._writer is not None:
+            self._settled()
 
     # -- writes ---------------------------------------------------------------------------
     def write(self, w: SegmentWrite, name: str = "segments") -> None:
@@ -186,10 +179,9 @@ class SegmentStore:
                     self._cache.written(w, encoded)
             return
         self._settled()
-        if self._refusing is not None:
-            raise self._refusing
         with writer.lock:
-            writer.submit((w, name, encoded))
+            # the states travel once, serialized (``write_encoded`` reads only ``encoded``)
+            writer.submit((dataclasses.replace(w, states={}), name, encoded))
             # The working set answers for the batch in flight; cleared if it fails.
             if self._cache is not None:
                 self._cache.written(w, encoded)
@@ -203,7 +195,7 @@ class SegmentStore:
                 con.exec_driver_sql(
                     "DELETE FROM clause_state WHERE clause = ?", [(c,) for c in w.clear_clauses]
                 )
-            if w.states:
+            if encoded:
                 con.exec_driver_sql(
                     "INSERT INTO clause_state (profile_id, clause, state) VALUES (?, ?, ?) "
                     "ON CONFLICT (profile_id, clause) DO UPDATE SET state = excluded.state",
@@ -294,9 +286,20 @@ class SegmentStore:
         with self._engine.connect() as con:
             return {s: int(v) for s, v in con.exec_driver_sql("SELECT segment, version FROM built")}
 
-    @_serialized
     def checkpoint(self, name: str = "segments") -> int:
-        self._refusing = None  # the caller resumes from what is stored
+        """The stored checkpoint; reading it is resuming from it (a failed background write
+        is forgotten, the working set was cleared when it showed)."""
+        writer = self._writer
+        if writer is not None:
+            with writer.lock:
+                writer.wait()
+                if writer.failed and self._cache is not None:
+                    self._cache.clear()
+                writer.recover()
+        with self._mutex:
+            return self._checkpoint(name)
+
+    def _checkpoint(self, name: str) -> int:
         with self._engine.connect() as con:
             value = con.exec_driver_sql(
                 'SELECT "offset" FROM checkpoints WHERE name = ?', (name,)

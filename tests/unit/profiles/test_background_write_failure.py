@@ -3,6 +3,8 @@ a batch whose write failed after ``apply`` returned is processed again, never lo
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from tests.unit.helpers import memory_engine
 
@@ -62,3 +64,32 @@ def test_a_batch_whose_background_write_failed_is_processed_again(
     assert p.profile_by("user_id", "ann")["computed"]["event_counts"] == {"Product Viewed": 3}
     assert store.checkpoint() == p.stores.log.head()
     assert len(p.timeline(bob["profile_id"])) == 2  # events stored once
+
+
+def test_the_log_is_minimized_only_once_the_batch_is_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A person who refuses analytics has their log payloads rewritten in minimal form; a
+    batch redone after a failed background write must still read the full messages, so the
+    rewrite waits until the batch's writes have landed."""
+    calls: list[str] = []
+
+    class Recording(memory.MemoryProfileStore):
+        def settle(self) -> None:
+            calls.append("settle")
+
+    monkeypatch.setattr(memory, "MemoryProfileStore", Recording)
+    p, _ = memory_engine()
+    log = p.stores.log
+    replace = log.replace
+
+    def recorded(rows: Any) -> Any:
+        calls.append("replace")
+        return replace(rows)
+
+    monkeypatch.setattr(log, "replace", recorded)
+    p.send("identify", {"userId": "ann", "traits": {"consent": {"analytics": False}}})
+    p.send("track", {"userId": "ann", "event": "Product Viewed"})
+    assert p.processor.step() == 2
+    assert "replace" in calls
+    assert "settle" in calls[: calls.index("replace")]

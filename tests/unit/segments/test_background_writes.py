@@ -68,9 +68,11 @@ def test_after_a_failed_write_writes_are_refused_until_the_checkpoint_is_read(
             store.write(SegmentWrite(checkpoint=3))
     with pytest.raises(Unavailable):
         store.settle()
+    with pytest.raises(Unavailable):  # nothing is read on top of the lost batch either
+        store.memberships(["p1"])
+    assert store.checkpoint() == 1  # reading it is resuming from it ...
     # ... and the working set forgot the exit the lost batch made
     assert store.memberships(["p1"]) == {"p1": {"vip": "2024-05-01T12:00:00.000000Z"}}
-    assert store.checkpoint() == 1  # reading it is resuming from it
     again = _entered("p2")
     again.checkpoint = 2
     store.write(again)
@@ -118,7 +120,7 @@ def test_a_worker_that_writes_in_the_background_decides_the_same(tmp_path: Path)
                 timestamp=iso(T0 + timedelta(minutes=i)),
             )
             if i % 9 == 0:
-                p.drain()  # several batches, so writes overlap the next one
+                p.processor.step()  # a batch; its writes overlap the next one's work
         p.drain()
         sizes = p.stores.segments.sizes()
         changes = [(c["segment"], c["change"]) for c in p.stores.segments.changes()]
@@ -162,3 +164,27 @@ def test_a_lost_segment_batch_is_redone_without_counting_twice(tmp_path: Path) -
         assert len(state["w"]) == 3  # each view once
     finally:
         p.close()
+
+
+def test_a_new_worker_waits_for_a_segments_writer_left_running(tmp_path: Path) -> None:
+    """Nothing reads the segment store (the engine's start, the processor's checkpoints)
+    before a writer left by a killed worker has finished its batch."""
+    import fcntl
+    import threading
+
+    from personify.storage.sqlite.writer import lock_path
+
+    first, _ = _engine(tmp_path, False)  # creates the files
+    first.close()
+    holder = lock_path(tmp_path / "segments.sqlite").open("w")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    built: list[Personify] = []
+    t = threading.Thread(target=lambda: built.append(_engine(tmp_path, True)[0]))
+    t.start()
+    t.join(2.0)
+    assert t.is_alive() and not built
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    holder.close()
+    t.join(60)
+    assert built
+    built[0].close()

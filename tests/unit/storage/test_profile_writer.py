@@ -65,29 +65,67 @@ def test_writes_happen_in_a_child_process_and_reads_wait_for_them(
     assert store.get_many(["p3"])["p3"]["identities"]["user_id"] == ["u3"]
 
 
-def test_a_failed_write_is_raised_once_by_the_next_apply_and_stores_nothing(
+def test_after_a_failed_write_every_call_raises_until_the_checkpoint_is_read(
     store: BackgroundProfileStore, db: Path
 ) -> None:
     store.apply(_person("p1", "u1"), checkpoint=1)
     store.apply(_broken("p2"), checkpoint=2)
-    # a reader waits for the write but is not the one told about the failure
-    assert store.get_many(["p2"]) == {}
+    # readers, other writers and settle all hear of it, so none can use it up and leave
+    # the processor believing the batch was stored
     with pytest.raises(Unavailable, match="storing a batch of profiles failed"):
+        store.get_many(["p2"])  # written by the batch in flight: waits for it
+    with pytest.raises(Unavailable):
+        store.get_many(["p1"])
+    with pytest.raises(Unavailable, match="NOT NULL"):
         store.apply(_person("p3", "u3"), checkpoint=3)
+    for _ in range(2):
+        with pytest.raises(Unavailable):
+            store.settle()
     # the failing batch was one transaction: nothing of it landed, the checkpoint stayed
     assert _stored_checkpoint(db) == 1
-    assert store.lookup_many([("user_id", "user-p2")]) == {}
-    # reported once; the writer is still there for the batch processed again
+    assert store.checkpoint() == 1  # the processor resumes from here ...
+    assert store.lookup_many([("user_id", "user-p2")]) == {}  # ... and reads work again
     store.apply(_person("p2", "u2"), checkpoint=2)
     store.settle()
     assert _stored_checkpoint(db) == 2
+
+
+def test_a_scan_reads_each_page_after_the_batch_in_flight(store: BackgroundProfileStore) -> None:
+    """Key rotation re-seals page by page while processing goes on between pages: a page
+    must not be read from before a batch that was handed over, or writing it back would
+    undo that batch."""
+    import threading
+
+    for i in range(1, 5):
+        store.apply(_person(f"p{i}", f"u{i}"))
+    store.settle()
+    pages = store.scan(batch_size=2)
+    assert [d["profile_id"] for d in next(pages)] == ["p1", "p2"]
+    proc = store.writer._proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        changed = _person("p3", "u3")
+        changed.profiles["p3"]["traits"]["plan"] = {"value": "pro"}
+        store.apply(changed)
+        got: list[list[dict[str, object]]] = []
+        reader = threading.Thread(target=lambda: got.append(next(pages)))
+        reader.start()
+        reader.join(1.0)
+        assert reader.is_alive()  # waits for the batch in flight
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    reader.join(30)
+    assert [d["profile_id"] for d in got[0]] == ["p3", "p4"]
+    assert got[0][0]["traits"] == {"plan": {"value": "pro"}}
 
 
 def test_settle_reports_a_failed_write(store: BackgroundProfileStore) -> None:
     store.apply(_broken("p1"), checkpoint=1)
     with pytest.raises(Unavailable, match="NOT NULL"):
         store.settle()
-    store.settle()  # nothing more to report
+    assert store.checkpoint() == 0
+    store.settle()  # nothing more to report once resumed
 
 
 def test_a_writer_killed_between_batches_is_replaced(
@@ -117,6 +155,7 @@ def test_a_writer_killed_with_a_batch_in_flight_fails_that_batch_only(
     with pytest.raises(Unavailable, match="stopped before answering"):
         store.settle()
     assert _stored_checkpoint(db) == 0
+    assert store.checkpoint() == 0
     store.apply(_person("p1", "u1"), checkpoint=1)
     store.settle()
     assert _stored_checkpoint(db) == 1

@@ -3,8 +3,9 @@
 :class:`BackgroundProfileStore` is the processing worker's profile store: ``apply`` encodes
 a batch and hands it to the writer; a read waits for the batch in flight only when it asks
 for a profile or identity that batch writes (every other row reads the same before and
-after it), so the next batch's reads overlap the write. A failed write is raised by the
-next ``apply`` or ``settle``, and the processor redoes the batch from the stored checkpoint.
+after it), so the next batch's reads overlap the write. After a failed write every call
+raises until the checkpoint is read again, which the processor does when it rewinds to
+redo the batches from there.
 """
 
 from __future__ import annotations
@@ -48,25 +49,27 @@ class BackgroundProfileStore:
             self._writing_keys = {(kind, value) for kind, value, _ in rows.identities}
 
     def settle(self) -> None:
-        with self.writer.lock:
-            self.writer.wait()
-            self.writer.raise_failure()
+        self._settled()
 
     def delete_profiles(self, profile_ids: Iterable[str]) -> int:
         self._settled()
         return self.inner.delete_profiles(profile_ids)
 
     # -- reads ------------------------------------------------------------------------------
+    # After a failed write every call raises until the checkpoint is read again: nothing may
+    # be decided from a store that lacks a batch the processor thinks is there.
     def _settled(self) -> None:
         with self.writer.lock:
             self.writer.wait()
+            self.writer.check()
 
     def get_many(self, profile_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(profile_ids)
         writer = self.writer
         with writer.lock:
             if writer.in_flight and not self._writing_ids.isdisjoint(ids):
-                writer.wait()
+                writer.wait()  # the batch in flight writes one of them
+            writer.check()
         return self.inner.get_many(ids)
 
     def lookup_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -75,10 +78,13 @@ class BackgroundProfileStore:
         with writer.lock:
             if writer.in_flight and not self._writing_keys.isdisjoint(asked):
                 writer.wait()
+            writer.check()
         return self.inner.lookup_many(asked)
 
     def checkpoint(self) -> int:
-        self._settled()
+        """The stored checkpoint; reading it is resuming from it (a failure is forgotten)."""
+        with self.writer.lock:
+            self.writer.recover()
         return self.inner.checkpoint()
 
     def history(self, profile_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -90,8 +96,13 @@ class BackgroundProfileStore:
         return self.inner.count()
 
     def scan(self, batch_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        self._settled()
-        return self.inner.scan(batch_size)
+        pages = self.inner.scan(batch_size)
+        while True:
+            self._settled()  # each page reads the file anew: after the batch in flight
+            page = next(pages, None)
+            if page is None:
+                return
+            yield page
 
     def close(self) -> None:
         self.writer.close()

@@ -39,7 +39,14 @@ _ENTRY = "from personify.storage.sqlite.writer import main; main()"
 
 
 class WriterProcess:
-    """The parent's end of a writer process for ``kind`` (``profiles``, ``segments``)."""
+    """The parent's end of a writer process for ``kind`` (``profiles``, ``segments``).
+
+    A failed write is *kept*: :meth:`check` raises it to every caller until
+    :meth:`recover` (the processor reads its checkpoints again), so no reader or other
+    writer can consume it and leave the processor believing the batch was stored.
+    """
+
+    START_TIMEOUT_S = 120.0  # a writer left by a killed worker must finish within this
 
     def __init__(self, kind: str, database: Path) -> None:
         self.kind = kind
@@ -47,36 +54,56 @@ class WriterProcess:
         self.lock = threading.Lock()  # held while talking to the child
         self._conn: Connection | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self.in_flight = False  # a batch (or the start-up handshake) awaits its answer
-        self._failure: Unavailable | None = None
+        self.in_flight = False  # a batch awaits its answer
+        self._failure: str | None = None
+        self._closed = False
         with self.lock:
-            self._spawn()  # start-up (imports) now, not on the first batch
+            self._start()  # before anything reads the database: see _start
+            self.check()
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def _spawn(self) -> None:
+    def _start(self) -> None:
+        """Start a writer and wait for its first answer, which says it holds the writer
+        lock: a writer left by a killed worker has then finished its batch, so whatever is
+        read next (the checkpoints) is final."""
         mine, theirs = socket.socketpair()
-        fd = str(theirs.fileno())
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _ENTRY, self.kind, fd, str(self.database)],
+                [sys.executable, "-c", _ENTRY, self.kind, str(theirs.fileno()), str(self.database)],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
             )
+        except BaseException:
+            mine.close()
+            raise
         finally:
             theirs.close()
         self._conn = Connection(mine.detach())
-        self.in_flight = True  # its first answer says it holds the writer lock
+        if not self._conn.poll(self.START_TIMEOUT_S):
+            self._drop(kill=True)
+            self._failure = (
+                f"the {self.kind} writer did not start within {self.START_TIMEOUT_S:.0f} s "
+                f"(another writer holds {lock_path(self.database).name})"
+            )
+            return
+        self.in_flight = True
+        self.wait()
+        if self._failure is not None:
+            self._drop()
 
-    def _drop(self) -> None:
+    def _drop(self, kill: bool = False) -> None:
         """Close the connection and reap the child (it exits when its socket closes)."""
         conn, proc = self._conn, self._proc
         self._conn = self._proc = None
         if conn is not None:
             conn.close()
         if proc is not None:
+            if kill:
+                proc.kill()
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -93,38 +120,41 @@ class WriterProcess:
             status, detail = self._conn.recv()
         except (EOFError, OSError) as exc:
             self._drop()
-            self._failure = Unavailable(
-                f"the {self.kind} writer process stopped before answering ({exc!r})",
-                hint="processing resumes from the last stored batch by itself",
-            )
+            self._failure = f"the {self.kind} writer process stopped before answering ({exc!r})"
             return
         if status != "ok":
-            self._failure = Unavailable(
-                f"storing a batch of {self.kind} failed: {detail}",
-                hint=f"processing retries from the last stored batch; check the disk and "
-                f"{self.database.name} if this repeats",
-            )
+            self._failure = f"storing a batch of {self.kind} failed: {detail}"
 
     @property
     def failed(self) -> bool:
-        """A failure is waiting to be raised (lock held)."""
+        """A write failed and the processor has not recovered yet (lock held)."""
         return self._failure is not None
 
-    def raise_failure(self) -> None:
-        """Raise the kept failure once (lock held)."""
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise failure
+    def check(self) -> None:
+        """Raise the kept failure, if any (lock held); it stays until :meth:`recover`."""
+        if self._failure is not None:
+            raise Unavailable(
+                self._failure,
+                hint=f"processing redoes the batches after the stored checkpoint by itself; "
+                f"check the disk and {self.database.name} if this repeats",
+            )
+
+    def recover(self) -> None:
+        """The caller resumes from what is stored: forget the failure (lock held)."""
+        self.wait()
+        self._failure = None
 
     def submit(self, payload: Any) -> None:
-        """Send a batch (lock held): after the previous one's answer, raised if it failed."""
+        """Send a batch (lock held), after the previous one's answer; raises instead if a
+        write failed since the last :meth:`recover`."""
+        if self._closed:
+            raise Unavailable(f"the {self.kind} writer is closed")
         self.wait()
-        self.raise_failure()
+        self.check()
         for attempt in range(2):
             if self._conn is None:
-                self._spawn()
-                self.wait()
-                self.raise_failure()
+                self._start()
+                self.check()
             assert self._conn is not None
             try:
                 self._conn.send(payload)
@@ -138,8 +168,8 @@ class WriterProcess:
 
     def close(self) -> None:
         with self.lock:
+            self._closed = True
             self.wait()
-            self._failure = None
             self._drop()
 
 
