@@ -53,9 +53,17 @@ def main() -> None:
     base_rev = os.environ.get("BENCH_BASE", "HEAD~1")
     pairs = int(os.environ.get("BENCH_PAIRS", "3"))
     with_segments = os.environ.get("BENCH_SEGMENTS", "1") != "0"
-    base_sha = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", base_rev], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{base_rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode != 0:
+        raise SystemExit(
+            f"BENCH_BASE={base_rev!r} is not a commit of this repository; "
+            "give a revision such as HEAD~1 or a commit id"
+        )
+    base_sha = found.stdout.strip()
     runs: dict[str, dict[str, list[Any]]] = {
         side: {"ingest": [], "ingest_cpu": [], "segments": []} for side in ("base", "head")
     }

@@ -26,7 +26,7 @@ def build_stores(
     background_writes: bool = False,
 ) -> Stores:
     """The stores the settings name. ``background_writes`` (the processing worker) stores
-    profile batches from a child process (``personify.storage.sqlite.profile_writer``)."""
+    profile and segment batches from writer processes (``personify.storage.sqlite.writer``)."""
     data = settings.data_dir
     if settings.bus_backend == "sqlite" or settings.state_backend == "sqlite":
         data.mkdir(parents=True, exist_ok=True)

@@ -140,26 +140,28 @@ class SegmentStore:
         """Store batches from a writer process (``personify.storage.sqlite.writer``), one in
         flight, so the processing worker goes on with the next batch meanwhile. Only with
         :meth:`own`: the working set then answers for what is in flight, and every read of
-        the database waits for it. A failed write clears the working set and is raised by
-        the next :meth:`write` or :meth:`settle`; the processor redoes the batches after
-        the stored checkpoint."""
+        the database waits for it. A failed write clears the working set and is raised to
+        every call until :meth:`checkpoint` is read again; the processor then redoes the
+        batches after the stored checkpoint."""
         if self._path is None or self._cache is None:
             raise ValueError("a writer process needs a segments file and its only writer")
         if self._writer is None:
             self._writer = WriterProcess("segments", self._path)
 
-    def _settled(self) -> None:
+    def _settled(self, *, resume: bool = False) -> None:
         """Wait for the batch in flight. After a failed write, forget the working set (it
-        holds what was lost) and raise, until the checkpoint is read again: nothing may be
-        decided or written on top of a lost batch, and the processor resumes from the
-        stored checkpoint."""
+        holds what was lost) and raise, until the checkpoint is read again (``resume``):
+        nothing may be decided or written on top of a lost batch, and the processor
+        resumes from the stored checkpoint."""
         writer = self._writer
         assert writer is not None
         with writer.lock:
             writer.wait()
-            if writer.failed:
-                if self._cache is not None:
-                    self._cache.clear()
+            if writer.failed and self._cache is not None:
+                self._cache.clear()
+            if resume:
+                writer.recover()
+            else:
                 writer.check()
 
     def settle(self) -> None:
@@ -289,18 +291,9 @@ class SegmentStore:
     def checkpoint(self, name: str = "segments") -> int:
         """The stored checkpoint; reading it is resuming from it (a failed background write
         is forgotten, the working set was cleared when it showed)."""
-        writer = self._writer
-        if writer is not None:
-            with writer.lock:
-                writer.wait()
-                if writer.failed and self._cache is not None:
-                    self._cache.clear()
-                writer.recover()
-        with self._mutex:
-            return self._checkpoint(name)
-
-    def _checkpoint(self, name: str) -> int:
-        with self._engine.connect() as con:
+        if self._writer is not None:
+            self._settled(resume=True)
+        with self._mutex, self._engine.connect() as con:
             value = con.exec_driver_sql(
                 'SELECT "offset" FROM checkpoints WHERE name = ?', (name,)
             ).scalar()

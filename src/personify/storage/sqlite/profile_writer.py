@@ -23,8 +23,9 @@ from personify.storage.sqlite.writer import WriterProcess
 
 def database_of(url: str) -> Path:
     """The SQLite file of a database URL (a writer process needs one)."""
-    database = make_url(url).database
-    if make_url(url).get_backend_name() != "sqlite" or not database or database == ":memory:":
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         raise ValueError(f"a writer process needs a SQLite file, not {url!r}")
     return Path(database)
 
