@@ -52,6 +52,7 @@ def create_app(engine: Personify, *, own_engine: bool = True) -> FastAPI:
     # POST /v1/decide without FastAPI's per-request machinery; added before the rate limit,
     # so the rate limit (the later, outer middleware) still applies to it
     app.add_middleware(decide.DecideFastPath)
+    app.add_middleware(profiles.ProfileReadFastPath)  # the profile reads, likewise
     privacy_api.install(app)  # consent, privacy jobs, audit, API keys, rate limits
 
     @app.get("/health", tags=["ops"])

@@ -11,7 +11,14 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from personify.api.deps import Analyst, Engine, basic_username, bearer_caller
+from personify.api.deps import (
+    Analyst,
+    Engine,
+    basic_username,
+    bearer_caller,
+    error_response,
+    route_path,
+)
 from personify.decide.request import parse_request
 from personify.decide.service import Decider
 from personify.errors import (
@@ -185,7 +192,7 @@ class DecideFastPath:
         if not (
             scope["type"] == "http"
             and scope["method"] == "POST"
-            and _route_path(scope) == DECIDE_PATH
+            and route_path(scope) == DECIDE_PATH
         ):
             await self.app(scope, receive, send)
             return
@@ -195,17 +202,8 @@ class DecideFastPath:
             await require_decide_access(p, request.headers.get("authorization"))
             response = answer(decider(request), await request.body())
         except PersonifyError as exc:
-            handlers = request.app.exception_handlers  # the most specific, as Starlette does
-            handler = next(handlers[c] for c in type(exc).__mro__ if c in handlers)
-            response = await handler(request, exc)
+            response = await error_response(request, exc)
         await response(scope, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path as routes see it (without the ``root_path`` a proxy may mount the app at)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
 
 
 @router.get("/v1/decide/report", dependencies=[Analyst])

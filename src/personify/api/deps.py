@@ -8,7 +8,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
+from starlette.types import Scope
 
 from personify.errors import Forbidden, PersonifyError, Unauthorized, Unavailable
 from personify.facade import Personify
@@ -21,6 +22,22 @@ async def engine(request: Request) -> Personify:
 
 
 Engine = Annotated[Personify, Depends(engine)]
+
+
+def route_path(scope: Scope) -> str:
+    """The path as routes see it (without the ``root_path`` a proxy may mount the app at)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+async def error_response(request: Request, exc: PersonifyError) -> Response:
+    """The app's own answer to ``exc`` (for ASGI fast paths that bypass the routes)."""
+    handlers = request.app.exception_handlers  # the most specific, as Starlette does
+    handler = next(handlers[c] for c in type(exc).__mro__ if c in handlers)
+    response = await handler(request, exc)
+    assert isinstance(response, Response)
+    return response
 
 
 def basic_username(authorization: str | None) -> str | None:
@@ -75,6 +92,34 @@ def bearer_caller(p: Personify, authorization: str | None) -> Caller:
     )
 
 
+def authorize(
+    p: Personify,
+    request: Request,
+    allowed: frozenset[str],
+    route_path: str | None,
+    authorization: str | None,
+) -> Caller:
+    """The caller of a request whose role is among ``allowed``, or the error to answer.
+
+    Changes (non-GET) and reads under :data:`AUDITED_READS` are written to the audit log as
+    ``"<METHOD> <route path>"`` (``route_path``, the route's template, e.g.
+    ``/v1/profiles/{profile_id}``) with the request path as target.
+    """
+    caller = bearer_caller(p, authorization)
+    if caller.role not in allowed:
+        raise Forbidden(
+            f"role {caller.role!r} may not {request.method} {request.url.path}",
+            hint=f"use a key with one of the roles {', '.join(sorted(allowed))}",
+        )
+    request.state.caller = caller
+    audited = request.method not in READ_METHODS or request.url.path.startswith(AUDITED_READS)
+    if audited and p.privacy is not None:
+        p.privacy.audit.record(
+            caller.actor, f"{request.method} {route_path or request.url.path}", request.url.path
+        )
+    return caller
+
+
 def require_role(*roles: str, write: tuple[str, ...] | None = None) -> Any:
     """A dependency that lets through the given roles (``admin`` always).
 
@@ -95,23 +140,10 @@ def require_role(*roles: str, write: tuple[str, ...] | None = None) -> Any:
     async def check(
         request: Request, p: Engine, authorization: Annotated[str | None, Header()] = None
     ) -> Caller:
-        caller = bearer_caller(p, authorization)
-        allowed = allowed_roles(request.method)
-        if caller.role not in allowed:
-            raise Forbidden(
-                f"role {caller.role!r} may not {request.method} {request.url.path}",
-                hint=f"use a key with one of the roles {', '.join(sorted(allowed))}",
-            )
-        request.state.caller = caller
-        audited = request.method not in READ_METHODS or request.url.path.startswith(AUDITED_READS)
-        if audited and p.privacy is not None:
-            route = request.scope.get("route")
-            p.privacy.audit.record(
-                caller.actor,
-                f"{request.method} {getattr(route, 'path', request.url.path)}",
-                request.url.path,
-            )
-        return caller
+        route = request.scope.get("route")
+        return authorize(
+            p, request, allowed_roles(request.method), getattr(route, "path", None), authorization
+        )
 
     check.allowed_roles = allowed_roles  # type: ignore[attr-defined]
     check.bearer_only = True  # type: ignore[attr-defined]
