@@ -10,7 +10,8 @@ Protocol (printed into the results file):
   directory) is the working tree's for both.
 * PAIRS times (``BENCH_PAIRS``, default 3), alternating base then head:
   - ingest: one run of ``ingest.ingest_runs`` (the ingest benchmark's protocol: rate from
-    first send to last acknowledgment, CPU per message of each server process);
+    first send to last acknowledgment, CPU per message of each server process, then 2,000
+    profile lookups paced at 200 per second: their median and p99 latency);
   - segments: one ``segments.one_run`` with its 50 segments (rate until profiles and
     memberships are current), when ``BENCH_SEGMENTS`` is not ``0``.
 * Figures: the median of each side and ``head / base`` of the medians; every pair is kept.
@@ -24,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import median, print_table, write_results
+from common import median, percentile, print_table, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +66,8 @@ def main() -> None:
         )
     base_sha = found.stdout.strip()
     runs: dict[str, dict[str, list[Any]]] = {
-        side: {"ingest": [], "ingest_cpu": [], "segments": []} for side in ("base", "head")
+        side: {"ingest": [], "ingest_cpu": [], "lookup_ms": [], "segments": []}
+        for side in ("base", "head")
     }
     with tempfile.TemporaryDirectory() as tmp:
         sides = {"base": extract(base_sha, Path(tmp)), "head": None}
@@ -82,6 +84,12 @@ def main() -> None:
                             "writers": round(got["writer_cpu"][0], 1),
                         }
                     )
+                    runs[side]["lookup_ms"].append(
+                        {
+                            "median": round(percentile(got["lookups"], 50) * 1e3, 2),
+                            "p99": round(percentile(got["lookups"], 99) * 1e3, 2),
+                        }
+                    )
                     if with_segments:
                         rate, _ = segments.one_run(pair, segments.fifty_segments())
                         runs[side]["segments"].append(round(rate))
@@ -96,6 +104,10 @@ def main() -> None:
         figures[f"{key}_events_per_s_base"] = round(base)
         figures[f"{key}_events_per_s_head"] = round(head)
         figures[f"{key}_head_over_base"] = round(head / base, 3)
+    for stat in ("median", "p99"):
+        for side in ("base", "head"):
+            values = [x[stat] for x in runs[side]["lookup_ms"]]
+            figures[f"lookup_{stat}_ms_{side}"] = round(median(values), 2)
     extra = {"base": {"rev": base_rev, "sha": base_sha}, "pairs": runs}
     path = write_results("compare", __doc__ or "", figures, extra)
     print_table(
