@@ -105,6 +105,18 @@ def _serialized(method: F) -> F:
     return cast(F, run)
 
 
+def _working_set(method: F) -> F:
+    """Run under the store's mutex; the method itself waits for a batch in flight only if it
+    reads the database (:meth:`SegmentStore._before_read`)."""
+
+    @functools.wraps(method)
+    def run(self: SegmentStore, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return cast(F, run)
+
+
 class SegmentStore:
     """SQLite store for the segment engine (``path=None``: a private in-memory database)."""
 
@@ -163,6 +175,24 @@ class SegmentStore:
                 writer.recover()
             else:
                 writer.check()
+
+    def _before_read(self, misses: bool) -> None:
+        """Before a read of the working set: with a writer process, wait for the batch in
+        flight when the read goes to the database (``misses``: profiles not in the working
+        set, whose rows that batch may hold). A read the working set answers alone waits for
+        nothing, so the engine's next batch overlaps the writer's work; it only collects an
+        answer that has already arrived, and raises a failure once one is known."""
+        writer = self._writer
+        if writer is None:
+            return
+        if misses:
+            self._settled()
+            return
+        with writer.lock:
+            writer.poll()
+            if writer.failed and self._cache is not None:
+                self._cache.clear()
+            writer.check()
 
     def settle(self) -> None:
         """Wait until no batch is in flight; raise if a write failed (until the checkpoint
@@ -299,7 +329,7 @@ class SegmentStore:
             ).scalar()
         return int(value or 0)
 
-    @_serialized
+    @_working_set
     def states(
         self, profile_ids: Sequence[str], clause_ids: Sequence[str]
     ) -> dict[tuple[str, str], dict[str, Any]]:
@@ -314,15 +344,17 @@ class SegmentStore:
                     out[(pid, cid)] = loads(state)
         return out
 
-    @_serialized
+    @_working_set
     def encoded_states(self, profile_ids: Sequence[str]) -> dict[str, Mapping[str, bytes]]:
         """Each profile's clause states as stored (JSON), ``{pid: {state id: bytes}}``;
         profiles with none may be missing. The engine decodes only the states it reads.
         With :meth:`own` the inner mappings are the working set's: never change them."""
         cache = self._cache
         if cache is None:
+            self._before_read(True)
             return dict(self._load_states(profile_ids))
         known, missing = cache.split(cache.states, profile_ids)
+        self._before_read(bool(missing))
         if missing:
             loaded = self._load_states(missing)
             cache.fill(cache.states, missing, loaded, dict)
@@ -365,16 +397,19 @@ class SegmentStore:
         ).fetchall()
         return dict(rows)
 
-    @_serialized
+    @_working_set
     def memberships(self, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Current segments per profile: ``{pid: {segment: entered_at}}``."""
         cache = self._cache
         if cache is None:
+            self._before_read(True)
             return self._load_memberships(profile_ids)
         known, missing = cache.split(cache.members, profile_ids)
-        loaded = self._load_memberships(missing)
-        cache.fill(cache.members, missing, loaded, dict)
-        known.update(loaded)
+        self._before_read(bool(missing))
+        if missing:
+            loaded = self._load_memberships(missing)
+            cache.fill(cache.members, missing, loaded, dict)
+            known.update(loaded)
         return {pid: dict(known[pid]) for pid in profile_ids}
 
     def _load_memberships(self, profile_ids: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -390,15 +425,18 @@ class SegmentStore:
                     out[pid][seg] = at
         return out
 
-    @_serialized
+    @_working_set
     def dues(self, profile_ids: Sequence[str]) -> dict[str, str]:
         cache = self._cache
         if cache is None:
+            self._before_read(True)
             return self._load_dues(profile_ids)
         known, missing = cache.split(cache.dues, profile_ids)
-        loaded = self._load_dues(missing)
-        cache.fill(cache.dues, missing, loaded, lambda: None)
-        known.update(loaded)
+        self._before_read(bool(missing))
+        if missing:
+            loaded = self._load_dues(missing)
+            cache.fill(cache.dues, missing, loaded, lambda: None)
+            known.update(loaded)
         return {pid: at for pid, at in known.items() if at is not None}
 
     def _load_dues(self, profile_ids: Sequence[str]) -> dict[str, str]:

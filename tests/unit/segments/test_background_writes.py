@@ -80,6 +80,62 @@ def test_after_a_failed_write_writes_are_refused_until_the_checkpoint_is_read(
     assert store.checkpoint() == 2
 
 
+def test_reads_the_working_set_answers_do_not_wait_for_the_batch_in_flight(
+    store: SegmentStore,
+) -> None:
+    """The engine's next batch reads its profiles' state while the writer stores the last
+    one; only a read that goes to the database (a profile not in the working set) waits."""
+    import threading
+
+    first = _entered("p1")
+    first.checkpoint = 1
+    store.write(first)
+    store.memberships(["p1"])  # p1 is in the working set now
+    store.dues(["p1"])
+    writer = store._writer
+    assert writer is not None and writer.pid is not None
+    os.kill(writer.pid, signal.SIGSTOP)  # the next batch stays in flight
+    try:
+        second = _entered("p1", "loyal")
+        second.checkpoint = 2
+        store.write(second)
+        # answered at once, with the batch in flight included
+        assert store.memberships(["p1"])["p1"].keys() == {"vip", "loyal"}
+        assert store.dues(["p1"]) == {}
+        got: list[dict[str, dict[str, str]]] = []
+        reader = threading.Thread(target=lambda: got.append(store.memberships(["p9"])))
+        reader.start()
+        reader.join(1.0)
+        assert reader.is_alive()  # a profile it does not hold: waits for the batch
+    finally:
+        os.kill(writer.pid, signal.SIGCONT)
+    reader.join(30)
+    assert got == [{"p9": {}}]
+    assert store.checkpoint() == 2
+
+
+def test_a_failure_already_answered_stops_reads_of_the_working_set(store: SegmentStore) -> None:
+    import time
+
+    first = _entered("p1")
+    first.checkpoint = 1
+    store.write(first)
+    store.memberships(["p1"])  # in the working set
+    bad = _entered(None)  # members.profile_id is NOT NULL
+    bad.checkpoint = 2
+    store.write(bad)
+    deadline = time.monotonic() + 30
+    refused: Unavailable | None = None
+    while refused is None and time.monotonic() < deadline:  # no write, no settle: only reads
+        try:
+            store.memberships(["p1"])
+        except Unavailable as exc:
+            refused = exc
+        time.sleep(0.02)
+    assert refused is not None and "storing a batch of segments failed" in refused.message
+    assert store.checkpoint() == 1
+
+
 def test_only_the_only_writer_of_a_file_may_write_in_the_background(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="only writer"):
         SegmentStore(tmp_path / "segments.sqlite").in_background()

@@ -125,6 +125,12 @@ class WriterProcess:
         if status != "ok":
             self._failure = f"storing a batch of {self.kind} failed: {detail}"
 
+    def poll(self) -> None:
+        """Collect the answer for the batch in flight if it has arrived, without waiting for
+        one still on its way (lock held); a failure is kept."""
+        if self.in_flight and self._conn is not None and self._conn.poll(0):
+            self.wait()
+
     @property
     def failed(self) -> bool:
         """A write failed and the processor has not recovered yet (lock held)."""
