@@ -94,7 +94,7 @@ _NONE: Final[Mapping[str, bytes]] = {}
 class _States(Mapping[str, dict[str, Any]]):
     """One profile's clause states by state id: the stored ones (JSON) decoded when first
     read, so a batch decodes only what it evaluates; each decoded state is the batch's own
-    to change, and the store keeps what was committed until the batch's write commits."""
+    to change, and the store keeps what was written until the batch's own write."""
 
     __slots__ = ("_decoded", "_stored")
 
@@ -623,7 +623,11 @@ class SegmentEngine:
 
     # -- reads ----------------------------------------------------------------------------
     def dry_run(self, body: Mapping[str, Any], sample: int = 10) -> dict[str, Any]:
-        """Count and sample the profiles a (not yet saved) definition would hold right now."""
+        """Count and sample the profiles a (not yet saved) definition would hold right now.
+
+        Under ``serve`` it reads the working set, which may hold a batch the writer process
+        has not stored yet; were that write to fail, the batch is redone, so the answer
+        stays right within a batch."""
         with self._lock:
             segment = compile_segment({**body, "key": body.get("key") or "dry_run"})
             states: dict[str, dict[str, dict[str, Any]]] = {}

@@ -139,6 +139,7 @@ class SegmentStore:
         self._readers: list[sqlite3.Connection] = []
         self._cache: _WriteThrough | None = None
         self._writer: WriterProcess | None = None
+        self._flight: set[str] | None = set()  # the profiles the batch in flight writes
 
     def own(self, size: int = 100_000) -> None:
         """Declare this object the only writer of the store (the segment engine does, in the
@@ -176,20 +177,22 @@ class SegmentStore:
             else:
                 writer.check()
 
-    def _before_read(self, misses: bool) -> None:
-        """Before a read of the working set: with a writer process, wait for the batch in
-        flight when the read goes to the database (``misses``: profiles not in the working
-        set, whose rows that batch may hold). A read the working set answers alone waits for
-        nothing, so the engine's next batch overlaps the writer's work; it only collects an
-        answer that has already arrived, and raises a failure once one is known."""
+    def _before_read(self, missing: Sequence[str]) -> None:
+        """Before a read of per-profile state: with a writer process, wait for the batch in
+        flight only if the read goes to the database for a profile that batch writes
+        (``missing``: the profiles the working set does not hold). Everything else waits
+        for nothing, so the engine's next batch overlaps the writer's work: the working set
+        already holds what is in flight, and the database holds the rest. The read still
+        collects an answer that has already arrived, and raises a failure once one is known."""
         writer = self._writer
         if writer is None:
             return
-        if misses:
-            self._settled()
-            return
         with writer.lock:
             writer.poll()
+            if writer.in_flight and missing:
+                flight = self._flight
+                if flight is None or not flight.isdisjoint(missing):
+                    writer.wait()
             if writer.failed and self._cache is not None:
                 self._cache.clear()
             writer.check()
@@ -217,6 +220,8 @@ class SegmentStore:
             # The working set answers for the batch in flight; cleared if it fails.
             if self._cache is not None:
                 self._cache.written(w, encoded)
+            # Reads of other profiles need not wait for it (None: it touches every profile).
+            self._flight = None if w.clear_clauses else _profiles_in(w, encoded)
 
     def write_encoded(
         self, w: SegmentWrite, name: str, encoded: dict[tuple[str, str], bytes]
@@ -351,10 +356,10 @@ class SegmentStore:
         With :meth:`own` the inner mappings are the working set's: never change them."""
         cache = self._cache
         if cache is None:
-            self._before_read(True)
+            self._before_read(profile_ids)
             return dict(self._load_states(profile_ids))
         known, missing = cache.split(cache.states, profile_ids)
-        self._before_read(bool(missing))
+        self._before_read(missing)
         if missing:
             loaded = self._load_states(missing)
             cache.fill(cache.states, missing, loaded, dict)
@@ -402,10 +407,10 @@ class SegmentStore:
         """Current segments per profile: ``{pid: {segment: entered_at}}``."""
         cache = self._cache
         if cache is None:
-            self._before_read(True)
+            self._before_read(profile_ids)
             return self._load_memberships(profile_ids)
         known, missing = cache.split(cache.members, profile_ids)
-        self._before_read(bool(missing))
+        self._before_read(missing)
         if missing:
             loaded = self._load_memberships(missing)
             cache.fill(cache.members, missing, loaded, dict)
@@ -429,10 +434,10 @@ class SegmentStore:
     def dues(self, profile_ids: Sequence[str]) -> dict[str, str]:
         cache = self._cache
         if cache is None:
-            self._before_read(True)
+            self._before_read(profile_ids)
             return self._load_dues(profile_ids)
         known, missing = cache.split(cache.dues, profile_ids)
-        self._before_read(bool(missing))
+        self._before_read(missing)
         if missing:
             loaded = self._load_dues(missing)
             cache.fill(cache.dues, missing, loaded, lambda: None)
@@ -548,7 +553,9 @@ class SegmentStore:
 class _WriteThrough:
     """The engine's working set of per-profile state, each entry complete for its profile:
     clause states (serialized, so callers get fresh copies), memberships and due times
-    (None: no row). Updated only after a write commits; oldest profiles are evicted."""
+    (None: no row). Updated once a write commits, or, with a writer process, once the batch
+    is handed to it (the working set then answers for the batch in flight, and is cleared
+    if that write fails); oldest profiles are evicted."""
 
     def __init__(self, size: int) -> None:
         self.size = max(size, 100)
@@ -609,6 +616,15 @@ class _WriteThrough:
             self.states.clear()
             self.members.clear()
             self.dues.clear()
+
+
+def _profiles_in(w: SegmentWrite, encoded: Mapping[tuple[str, str], bytes]) -> set[str]:
+    """The profiles whose rows a write changes."""
+    touched = {pid for pid, _ in encoded}
+    touched.update(pid for _, pid, _ in w.entered)
+    touched.update(pid for _, pid, _ in w.exited)
+    touched.update(w.due)
+    return touched
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

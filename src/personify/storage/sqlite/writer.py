@@ -11,9 +11,11 @@ with the next batch.
 * :meth:`~WriterProcess.submit` waits for the previous batch's answer, raises its failure
   if it had one, and sends the next batch; it returns before the batch is stored.
 * :meth:`~WriterProcess.wait` collects the answer of the batch in flight and keeps a
-  failure for the next ``submit`` or ``settle``: readers call it so that they never read
-  behind what was submitted, the processor learns of the failure and redoes the batch from
-  the stored checkpoint (each batch is one transaction: all of it landed or none).
+  failure for the next ``submit`` or ``settle``: readers call it when they would otherwise
+  read behind what was submitted, the processor learns of the failure and redoes the batch
+  from the stored checkpoint (each batch is one transaction: all of it landed or none).
+  :meth:`~WriterProcess.poll` collects an answer only if it has already arrived, for
+  readers that need not wait.
 * A writer holds a lock beside the database while it runs: one left by a killed worker
   finishes its batch before the next writer answers, so the checkpoint read after start-up
   is final.
