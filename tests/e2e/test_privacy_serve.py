@@ -46,3 +46,40 @@ def test_erase_under_serve_runs_the_event_deletion_in_the_worker(server: Server)
     for needle in (ANON, USER, EMAIL):
         assert search(server.data_dir, needle) == [], needle
     assert search(server.data_dir, "srv-keeper")
+
+
+def test_delete_only_under_serve_does_not_bring_the_profile_back(server: Server) -> None:
+    """DELETE_ONLY lets the person's later events in: the worker, which holds recent
+    profiles in memory, must start a new profile instead of writing the erased one back."""
+    user, email = "user-del-7q4m", "del.7q4m@example.com"
+    batch = {
+        "batch": [
+            {"type": "identify", "userId": user, "traits": {"email": email, "plan": "pro"}},
+            {"type": "track", "userId": user, "event": "Order Completed"},
+        ]
+    }
+    sent = httpx.post(f"{server.url}/v1/batch", json=batch, auth=(WRITE_KEY, ""))
+    assert sent.json()["accepted"] == 2
+    server.wait_caught_up()
+    headers = server.admin()
+    before = httpx.get(
+        f"{server.url}/v1/profiles/lookup", params={"user_id": user}, headers=headers
+    ).json()
+    regulation = {"regulationType": "DELETE_ONLY", "subjectType": "USER_ID", "subjectIds": [user]}
+    done = httpx.post(f"{server.url}/v1/regulations", json=regulation, headers=headers, timeout=60)
+    assert done.status_code == 200, done.text
+    assert done.json()["jobs"][0]["status"] == "completed"
+    late = httpx.post(
+        f"{server.url}/v1/track", json={"userId": user, "event": "Back"}, auth=(WRITE_KEY, "")
+    )
+    assert late.json()["accepted"] == 1  # not suppressed
+    server.wait_caught_up()
+    after = httpx.get(
+        f"{server.url}/v1/profiles/lookup", params={"user_id": user}, headers=headers
+    ).json()
+    assert after["profile_id"] != before["profile_id"]
+    assert after["traits"] == {} and after["identities"]["email"] == []
+    gone = httpx.get(f"{server.url}/v1/profiles/{before['profile_id']}", headers=headers)
+    assert gone.status_code == 404
+    server.stop()
+    assert search(server.data_dir, email) == []

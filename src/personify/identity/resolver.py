@@ -270,6 +270,15 @@ class Resolver:
         self._attach(target, [k for k in keys if k not in found])
         return target
 
+    def forget(self, profile_ids: Iterable[str]) -> None:
+        """Drop erased profiles from the working set: their documents and every identity
+        key that points at them (the next message with such a key is resolved afresh)."""
+        gone = set(profile_ids)
+        for pid in gone:
+            self._docs.pop(pid, None)
+        for key in [k for k, pid in self._ident.items() if pid in gone]:
+            del self._ident[key]
+
     def resolve_readonly(self, message: Mapping[str, Any]) -> str | None:
         """The current profile of a message's strongest known identity, changing nothing."""
         for key in self.keys_of(message):

@@ -229,6 +229,9 @@ def erase(
         out["segment_rows"] = p.stores.segments.delete_profiles(ids)
         out["scores"] = p.stores.scores.delete_profiles(ids)
         out["consent_changes"] = privacy.consent_store.delete_profiles(ids)
+        # Processing (here, or in the worker under ``serve``) holds recent profiles in
+        # memory: it must not write them back with the next message for this person.
+        p.processor.forget(ids)
     p.stores.decisions.flush()  # buffered decisions reach the file before it is searched
     if p.settings.state_backend == "sqlite":
         out["satellite_rows"] = _erase_satellites(p.settings.data_dir, ids, person.units)

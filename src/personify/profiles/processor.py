@@ -104,6 +104,8 @@ class Processing(Protocol):
 
     def drain(self, timeout: float = 600.0) -> None: ...
 
+    def forget(self, profile_ids: Sequence[str]) -> None: ...
+
 
 class Processor:
     def __init__(
@@ -405,6 +407,27 @@ class Processor:
             "source": (msg.get("_meta") or {}).get("source"),
             "payload": payload.decode(),
         }
+
+    def forget(self, profile_ids: Sequence[str]) -> None:
+        """After an erasure: drop the profiles from what processing keeps in memory, and
+        delete them again from the stores it writes, once no batch is in flight.
+
+        Without this, the next message for the same person (an erasure that does not
+        suppress) would update the document still held in memory and write the erased
+        traits and identities back. Deleting again here, between batches and after the
+        writer processes settled, covers a batch that was in flight while the erasure ran.
+        """
+        ids = list(dict.fromkeys(profile_ids))
+        if not ids:
+            return
+        with self._lock:
+            self._settle()
+            self._resolver.forget(ids)
+            self._profiles.delete_profiles(ids)
+            for observer in self._observers:
+                forget = getattr(observer, "forget", None)
+                if forget is not None:
+                    forget(ids)
 
     # -- running ----------------------------------------------------------------------------
     def drain(self, timeout: float = 600.0) -> None:

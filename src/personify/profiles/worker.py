@@ -49,6 +49,8 @@ _SEGMENT_METHODS = {"segments_dry_run": "dry_run", "segments_rebuild": "rebuild"
 # PII key rotation: the worker switches keys and re-seals the stores it writes
 # (``personify.privacy.rotation``).
 _PRIVACY_METHODS = {"privacy_reload_keys": "reload_keys", "privacy_reseal": "reseal"}
+# Erasure: processing forgets the erased profiles (``Processor.forget``).
+_PROCESSING_METHODS = {"processing_forget": "forget"}
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -87,8 +89,9 @@ class RemoteEventStore:
         return value
 
     def call(self, method: str, *args: Any) -> Any:
-        """Run segment work in the worker (``segments_dry_run``, ``segments_rebuild``) or
-        key-rotation work (``privacy_reload_keys``, ``privacy_reseal``)."""
+        """Run segment work in the worker (``segments_dry_run``, ``segments_rebuild``),
+        key-rotation work (``privacy_reload_keys``, ``privacy_reseal``) or an erasure's
+        ``processing_forget``."""
         return self._call(method, *args)
 
     def channel(self) -> RemoteEventStore:
@@ -231,6 +234,14 @@ class WorkerProcess:
     def step(self) -> int:
         raise Unavailable("processing runs in the worker process")
 
+    def forget(self, profile_ids: Sequence[str]) -> None:
+        """After an erasure, the worker's processor forgets the profiles (``Processor.forget``)."""
+        remote = RemoteEventStore(self._settings.data_dir, self.authkey)
+        try:
+            remote.call("processing_forget", list(profile_ids))
+        finally:
+            remote.close()
+
     def stop(self) -> None:
         self._stop.set()
         proc = self._proc
@@ -276,7 +287,11 @@ def settle_heap() -> None:
 
 
 def _serve_reads(
-    listener: Listener, events: Any, segments: Any = None, privacy: Any = None
+    listener: Listener,
+    events: Any,
+    segments: Any = None,
+    privacy: Any = None,
+    processing: Any = None,
 ) -> None:
     def handle(conn: Connection) -> None:
         with conn:
@@ -291,6 +306,10 @@ def _serve_reads(
                         continue
                     if method in _PRIVACY_METHODS and privacy is not None:
                         conn.send(("ok", getattr(privacy, _PRIVACY_METHODS[method])(*args)))
+                        continue
+                    if method in _PROCESSING_METHODS and processing is not None:
+                        name = _PROCESSING_METHODS[method]
+                        conn.send(("ok", getattr(processing, name)(*args)))
                         continue
                     if method not in _READ_METHODS:
                         raise ValueError(f"unknown method {method!r}")
@@ -358,7 +377,7 @@ def main() -> None:
     listener = Listener(str(path), "AF_UNIX", authkey=authkey)
     threading.Thread(
         target=_serve_reads,
-        args=(listener, p.stores.events, p.segment_engine, Resealer(p)),
+        args=(listener, p.stores.events, p.segment_engine, Resealer(p), p.processor),
         daemon=True,
     ).start()
     p.processor.start()

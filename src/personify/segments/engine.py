@@ -287,6 +287,12 @@ class SegmentEngine:
     def checkpoint(self) -> int:
         return self.store.checkpoint()
 
+    def forget(self, profile_ids: Sequence[str]) -> None:
+        """After an erasure: delete the profiles' memberships, history, states and due
+        times (again, from this writer's side) and drop them from the working set."""
+        with self._lock:
+            self.store.delete_profiles(profile_ids)
+
     def settle(self) -> None:
         """Wait for a batch the store writes in the background; raise if it failed."""
         self.store.settle()
