@@ -222,16 +222,27 @@ def erase(
         out["events"] = len(message_ids)
         out["log_messages"] = p.stores.log.redact(message_ids)
     out["quarantined"] = _erase_quarantine(p, person.raw_values())
+    forgotten: PersonifyError | None = None
     if ids:
         out["profiles"] = p.stores.profiles.delete_profiles(ids)
+        # Processing (here, or in the worker under ``serve``) holds recent profiles in
+        # memory: it must not write them back with the next message for this person (an
+        # erasure without suppression lets that message in). From here on nothing new is
+        # attributed to these ids; what was since the drain is deleted below. A failure
+        # (a worker restarting) is raised once the rest of the erasure has run.
+        try:
+            p.processor.forget(ids)
+        except PersonifyError as exc:
+            forgotten = exc
+        late = p.stores.events.delete_profiles(ids)
+        if late:
+            out["events"] += len(late)
+            out["log_messages"] += p.stores.log.redact(late)
         for pid in ids:
             p.stores.cache.delete(pid)
         out["segment_rows"] = p.stores.segments.delete_profiles(ids)
         out["scores"] = p.stores.scores.delete_profiles(ids)
         out["consent_changes"] = privacy.consent_store.delete_profiles(ids)
-        # Processing (here, or in the worker under ``serve``) holds recent profiles in
-        # memory: it must not write them back with the next message for this person.
-        p.processor.forget(ids)
     p.stores.decisions.flush()  # buffered decisions reach the file before it is searched
     if p.settings.state_backend == "sqlite":
         out["satellite_rows"] = _erase_satellites(p.settings.data_dir, ids, person.units)
@@ -239,6 +250,8 @@ def erase(
             for name in _SCRUBBED:
                 scrub(p.settings.data_dir / name)
     out["suppressed_identities"] = len(person.identities) if suppress else 0
+    if forgotten is not None:
+        raise forgotten
     return out
 
 

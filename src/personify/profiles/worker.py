@@ -155,6 +155,8 @@ class RemoteEventStore:
 class WorkerProcess:
     """Supervises the processing worker; answers the API's questions about progress."""
 
+    FORGET_WAIT_S = 60.0
+
     def __init__(self, settings: Settings, profiles: ProfileStore, event_log: EventLog) -> None:
         self._settings = settings
         self._profiles = profiles
@@ -235,12 +237,22 @@ class WorkerProcess:
         raise Unavailable("processing runs in the worker process")
 
     def forget(self, profile_ids: Sequence[str]) -> None:
-        """After an erasure, the worker's processor forgets the profiles (``Processor.forget``)."""
-        remote = RemoteEventStore(self._settings.data_dir, self.authkey)
-        try:
-            remote.call("processing_forget", list(profile_ids))
-        finally:
-            remote.close()
+        """After an erasure, the worker's processor forgets the profiles (``Processor.forget``).
+
+        A worker that is restarting is waited for (up to ``FORGET_WAIT_S``): the erasure
+        must reach the processor that runs next, not only the one that stopped."""
+        deadline = time.monotonic() + self.FORGET_WAIT_S
+        while True:
+            remote = RemoteEventStore(self._settings.data_dir, self.authkey)
+            try:
+                remote.call("processing_forget", list(profile_ids))
+                return
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+            finally:
+                remote.close()
 
     def stop(self) -> None:
         self._stop.set()

@@ -70,3 +70,31 @@ def test_sqlite_files(tmp_path: Path, background: bool) -> None:
         _check(p)
     finally:
         p.close()
+
+
+def test_a_message_processed_while_the_erasure_runs_is_erased_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p, _ = memory_engine()
+    try:
+        p.identify(user_id="u1", traits=TRAITS)
+        p.drain()
+        erased_id = p.lookup("user_id", "u1")
+        original = p.stores.profiles.delete_profiles
+        injected: list[bool] = []
+
+        def meanwhile(ids: Any) -> int:
+            if not injected:  # once: a message that arrives after the erasure's drain
+                injected.append(True)
+                p.track(user_id="u1", event="Meanwhile")
+                p.drain()
+            return original(ids)
+
+        monkeypatch.setattr(p.stores.profiles, "delete_profiles", meanwhile)
+        summary = erase(p, "user_id", "u1", suppress=False)
+        assert injected
+        assert summary["events"] == 2  # the identify, and the message processed meanwhile
+        assert p.stores.events.timeline([erased_id], 100, None) == []
+        assert _stored(p) == []
+    finally:
+        p.close()
