@@ -34,6 +34,19 @@ def _entered(pid: str | None, segment: str = "vip") -> SegmentWrite:
     return SegmentWrite(entered=[(segment, pid, "2024-05-01T12:00:00.000000Z")])  # type: ignore[list-item]
 
 
+def _p1_then_a_failing_batch(store: SegmentStore) -> None:
+    """Store p1's entry (offset 1) and read it into the working set, then hand over a batch
+    (offset 2) that exits p1 and fails in the writer."""
+    first = _entered("p1")
+    first.checkpoint = 1
+    store.write(first)
+    store.memberships(["p1"])  # in the working set
+    bad = _entered(None)  # members.profile_id is NOT NULL
+    bad.exited = [("vip", "p1", "2024-05-01T13:00:00.000000Z")]
+    bad.checkpoint = 2
+    store.write(bad)
+
+
 def test_batches_land_in_the_file_from_another_process(store: SegmentStore, tmp_path: Path) -> None:
     writer = store._writer
     assert writer is not None and writer.pid not in (None, os.getpid())
@@ -54,14 +67,7 @@ def test_batches_land_in_the_file_from_another_process(store: SegmentStore, tmp_
 def test_after_a_failed_write_writes_are_refused_until_the_checkpoint_is_read(
     store: SegmentStore,
 ) -> None:
-    first = _entered("p1")
-    first.checkpoint = 1
-    store.write(first)
-    store.memberships(["p1"])  # in the working set
-    bad = _entered(None)  # members.profile_id is NOT NULL
-    bad.exited = [("vip", "p1", "2024-05-01T13:00:00.000000Z")]
-    bad.checkpoint = 2
-    store.write(bad)  # returns before the writer answers
+    _p1_then_a_failing_batch(store)  # returns before the writer answers
     # the failure shows to the next writer, and to every one after it ...
     for _ in range(2):
         with pytest.raises(Unavailable, match="storing a batch of segments failed"):
@@ -128,14 +134,7 @@ def test_reads_wait_for_the_batch_in_flight_only_for_the_profiles_it_writes(
 def test_a_failure_already_answered_stops_reads_of_the_working_set(store: SegmentStore) -> None:
     import time
 
-    first = _entered("p1")
-    first.checkpoint = 1
-    store.write(first)
-    store.memberships(["p1"])  # in the working set
-    bad = _entered(None)  # members.profile_id is NOT NULL
-    bad.exited = [("vip", "p1", "2024-05-01T13:00:00.000000Z")]
-    bad.checkpoint = 2
-    store.write(bad)
+    _p1_then_a_failing_batch(store)
     deadline = time.monotonic() + 30
     refused: Unavailable | None = None
     while refused is None and time.monotonic() < deadline:  # no write, no settle: only reads
