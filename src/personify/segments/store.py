@@ -91,30 +91,30 @@ class SegmentWrite:
     checkpoint: int | None = None
 
 
+def _working_set(method: F) -> F:
+    """Run under the store's mutex (the in-memory database has one shared connection); the
+    method itself waits for a batch in flight only if it must
+    (:meth:`SegmentStore._before_read`)."""
+
+    @functools.wraps(method)
+    def run(self: SegmentStore, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return cast(F, run)
+
+
 def _serialized(method: F) -> F:
-    """Run under the store's mutex (the in-memory database has one shared connection),
-    after the batch a writer process may have in flight (:meth:`SegmentStore.in_background`)."""
+    """:func:`_working_set`, after the batch a writer process may have in flight
+    (:meth:`SegmentStore.in_background`): for reads and writes of the database alone."""
 
     @functools.wraps(method)
     def run(self: SegmentStore, *args: Any, **kwargs: Any) -> Any:
         if self._writer is not None:
             self._settled()
-        with self._mutex:
-            return method(self, *args, **kwargs)
+        return method(self, *args, **kwargs)
 
-    return cast(F, run)
-
-
-def _working_set(method: F) -> F:
-    """Run under the store's mutex; the method itself waits for a batch in flight only if it
-    reads the database (:meth:`SegmentStore._before_read`)."""
-
-    @functools.wraps(method)
-    def run(self: SegmentStore, *args: Any, **kwargs: Any) -> Any:
-        with self._mutex:
-            return method(self, *args, **kwargs)
-
-    return cast(F, run)
+    return _working_set(cast(F, run))
 
 
 class SegmentStore:
@@ -356,7 +356,6 @@ class SegmentStore:
         With :meth:`own` the inner mappings are the working set's: never change them."""
         cache = self._cache
         if cache is None:
-            self._before_read(profile_ids)
             return dict(self._load_states(profile_ids))
         known, missing = cache.split(cache.states, profile_ids)
         self._before_read(missing)
@@ -407,7 +406,6 @@ class SegmentStore:
         """Current segments per profile: ``{pid: {segment: entered_at}}``."""
         cache = self._cache
         if cache is None:
-            self._before_read(profile_ids)
             return self._load_memberships(profile_ids)
         known, missing = cache.split(cache.members, profile_ids)
         self._before_read(missing)
@@ -434,7 +432,6 @@ class SegmentStore:
     def dues(self, profile_ids: Sequence[str]) -> dict[str, str]:
         cache = self._cache
         if cache is None:
-            self._before_read(profile_ids)
             return self._load_dues(profile_ids)
         known, missing = cache.split(cache.dues, profile_ids)
         self._before_read(missing)
