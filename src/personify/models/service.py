@@ -7,7 +7,7 @@ jobs) so the front ends stay thin.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,18 +76,40 @@ class ModelService:
         store = SqlProfileStore(sqlite_engine(f"sqlite:///{path}"))
         try:
             docs = store.get_many(i for i in ids if i is not None)
+            asked: set[str] = set()  # a survivor erased as it merged is asked for once
             while True:  # follow chains of merges to profiles that had no events themselves
                 missing = {
                     str(d["merged_into"])
                     for d in docs.values()
                     if d.get("merged_into") and d["merged_into"] not in docs
-                }
+                } - asked
                 if not missing:
                     break
+                asked |= missing
                 docs.update(store.get_many(missing))
         finally:
             store.close()
         return with_survivors(con, "events", survivors_of(docs))
+
+    def stored_profiles(self) -> Callable[[Iterable[str]], set[str]] | None:
+        """``ids -> those the profile store holds`` (embedded mode), read anew on each call so
+        that it sees erasures that ran meanwhile; ``None`` when there is no stored state to
+        read, as in :meth:`live_events`."""
+        path = self.settings.data_dir / "state.sqlite"
+        if self.settings.state_backend != "sqlite" or not path.is_file():
+            return None
+
+        def stored(ids: Iterable[str]) -> set[str]:
+            from personify.storage.sqlite import SqlProfileStore
+            from personify.storage.sqlite.profiles import sqlite_engine
+
+            store = SqlProfileStore(sqlite_engine(f"sqlite:///{path}"))
+            try:
+                return set(store.get_many(ids))
+            finally:
+                store.close()
+
+        return stored
 
     # -- scoring ----------------------------------------------------------------------------
     def served(self, name: str, version: int | None = None) -> tuple[ServedModel, ModelVersion]:
@@ -109,7 +131,9 @@ class ModelService:
         con: Any = None,
         consent: ConsentCheck | None = None,
     ) -> dict[str, Any]:
-        """Score every profile with the serving version of ``name`` into ``scores.sqlite``."""
+        """Score every profile with the serving version of ``name`` into ``scores.sqlite``.
+
+        A profile erased while this runs keeps no score (``serving.drop_erased``)."""
         from personify.models.value import ClvModel, score_clv
         from personify.storage.sqlite.scores import SqlScoreStore
 
@@ -120,11 +144,19 @@ class ModelService:
         con = self.event_connection() if own else con
         store = SqlScoreStore.open(self.settings.data_dir / "scores.sqlite")
         when = stamp_text(as_of or now_iso())
+        stored = self.stored_profiles()
         try:
             source = self.live_events(con)
             if isinstance(model, ClvModel):
                 report: dict[str, Any] = score_clv(
-                    model, con, source, store, version=meta.version, as_of=when, consent=consent
+                    model,
+                    con,
+                    source,
+                    store,
+                    version=meta.version,
+                    as_of=when,
+                    consent=consent,
+                    stored=stored,
                 )
             else:
                 report = score_all(
@@ -136,6 +168,7 @@ class ModelService:
                     version=meta.version,
                     as_of=when,
                     consent=consent,
+                    stored=stored,
                 )
         finally:
             store.close()

@@ -78,12 +78,15 @@ def score_all(
     version: int,
     as_of: str,
     consent: ConsentCheck | None = None,
+    stored: ConsentCheck | None = None,
 ) -> dict[str, Any]:
     """Score every profile with events before ``as_of`` and write the scores to ``store``.
 
     ``consent`` receives the profile ids and returns those that may be scored (profiling
     consent, issue 6); profiles it leaves out are not scored and any old score of theirs is
-    removed. Returns counts and a drift report against the training reference.
+    removed. ``stored`` (ids -> those the profile store holds) lets profiles erased while
+    this ran keep no score (:func:`drop_erased`). Returns counts and a drift report against
+    the training reference.
     """
     frame = build_features(con, source, as_of=as_of)
     allowed = set(frame.index) if consent is None else set(consent(list(frame.index)))
@@ -94,10 +97,33 @@ def score_all(
     store.put(name, version, dict(zip(frame.index, scores.tolist(), strict=True)), at=at)
     if refused:
         store.delete_profiles(refused)
+    erased = drop_erased(store, list(frame.index), stored)
     current = model.inputs(frame)
     current["score"] = scores
     drift = drift_report(model.reference, current) if len(model.reference) and len(frame) else None
-    return {"scored": len(frame), "skipped_without_consent": len(refused), "drift": drift}
+    return {
+        "scored": len(frame) - erased,
+        "skipped_without_consent": len(refused),
+        "drift": drift,
+    }
+
+
+def drop_erased(store: ScoreStore, scored: list[str], stored: ConsentCheck | None) -> int:
+    """Remove again the scores just written for profiles erased meanwhile; how many.
+
+    A scoring run reads the events long before it writes the scores, and an erasure may run
+    in between: it deletes the person's profiles, then their scores, and would miss a score
+    written after that. ``stored`` (ids -> those the profile store still holds) is asked
+    after the write, so whichever order the two take, one of them removes the score. (The
+    event store cannot answer this: an erasure compacts it, which closes the connection a
+    run reads from.) Without ``stored`` nothing is checked.
+    """
+    if stored is None or not scored:
+        return 0
+    gone = set(scored) - set(stored(scored))
+    if gone:
+        store.delete_profiles(gone)
+    return len(gone)
 
 
 def score_one(

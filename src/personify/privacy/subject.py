@@ -13,7 +13,8 @@ Erasure, in order (each step safe to repeat, so a failed job can simply be run a
    and the same messages' payloads in the durable log are replaced by tombstones;
 4. quarantined items naming any of their identifiers are blanked;
 5. profiles, identity keys, merges and conflicts, cached views, segment memberships and
-   history, scores, consent history, decision logs and experiment units are deleted;
+   history, scores, consent history, decision logs and experiment units are deleted (with
+   any profile that merged one of theirs while this ran: it holds their traits now);
 6. the SQLite files are rebuilt (``privacy.vacuum_after_erase``) so deleted bytes leave disk.
 
 Each job writes an audit record naming the subject only by pseudonym.
@@ -223,29 +224,16 @@ def erase(
         out["log_messages"] = p.stores.log.redact(message_ids)
     out["quarantined"] = _erase_quarantine(p, person.raw_values())
     forgotten: PersonifyError | None = None
-    if ids:
-        out["profiles"] = p.stores.profiles.delete_profiles(ids)
-        # Processing (here, or in the worker under ``serve``) holds recent profiles in
-        # memory: it must not write them back with the next message for this person (an
-        # erasure without suppression lets that message in). From here on nothing new is
-        # attributed to these ids; what was since the drain is deleted below. A failure
-        # (a worker restarting) is raised once the rest of the erasure has run.
-        try:
-            p.processor.forget(ids)
-        except PersonifyError as exc:
-            forgotten = exc
-        late = p.stores.events.delete_profiles(ids)
-        if late:
-            out["events"] += len(late)
-            out["log_messages"] += p.stores.log.redact(late)
-        for pid in ids:
-            p.stores.cache.delete(pid)
-        out["segment_rows"] = p.stores.segments.delete_profiles(ids)
-        out["scores"] = p.stores.scores.delete_profiles(ids)
-        out["consent_changes"] = privacy.consent_store.delete_profiles(ids)
+    while ids:
+        forgotten = _erase_profiles(p, ids, out) or forgotten
+        ids = _absorbed_by(p, person)
+        if ids and suppress:
+            privacy.suppression.add(person.identities, job_id)
     p.stores.decisions.flush()  # buffered decisions reach the file before it is searched
     if p.settings.state_backend == "sqlite":
-        out["satellite_rows"] = _erase_satellites(p.settings.data_dir, ids, person.units)
+        out["satellite_rows"] = _erase_satellites(
+            p.settings.data_dir, person.profile_ids, person.units
+        )
         if p.settings.privacy.vacuum_after_erase:
             for name in _SCRUBBED:
                 scrub(p.settings.data_dir / name)
@@ -253,6 +241,64 @@ def erase(
     if forgotten is not None:
         raise forgotten
     return out
+
+
+def _erase_profiles(p: Personify, ids: list[str], out: dict[str, int]) -> PersonifyError | None:
+    """Delete the profiles and what hangs off them, adding the counts to ``out``; returns
+    (rather than raises) a failure of processing to forget them."""
+    assert p.privacy is not None
+    count = {
+        "profiles": p.stores.profiles.delete_profiles(ids),
+        "events": 0,
+        "log_messages": 0,
+    }
+    forgotten: PersonifyError | None = None
+    # Processing (here, or in the worker under ``serve``) holds recent profiles in
+    # memory: it must not write them back with the next message for this person (an
+    # erasure without suppression lets that message in). From here on nothing new is
+    # attributed to these ids; what was since the drain is deleted below. A failure
+    # (a worker restarting) is raised once the rest of the erasure has run.
+    try:
+        p.processor.forget(ids)
+    except PersonifyError as exc:
+        forgotten = exc
+    late = p.stores.events.delete_profiles(ids)
+    if late:
+        count["events"] = len(late)
+        count["log_messages"] = p.stores.log.redact(late)
+    for pid in ids:
+        p.stores.cache.delete(pid)
+    count["segment_rows"] = p.stores.segments.delete_profiles(ids)
+    count["scores"] = p.stores.scores.delete_profiles(ids)
+    count["consent_changes"] = p.privacy.consent_store.delete_profiles(ids)
+    for key, n in count.items():
+        out[key] = out.get(key, 0) + n
+    return forgotten
+
+
+def _absorbed_by(p: Personify, person: Person) -> list[str]:
+    """Profiles that merged one of the person's while the erasure ran; they join the person.
+
+    Until processing forgets the person's profiles, a message it lets in (an erasure without
+    suppression) can name the person and another profile, and a merge copies the person's
+    traits and identities onto that one. The message then counts as having come before the
+    erasure: the profile that absorbed the person is theirs, with whatever it merged. It
+    holds the person's identity keys, which is how it is found. Returns the ids not erased
+    yet (added to ``person``); none once processing has forgotten every profile erased.
+    """
+    store = p.stores.profiles
+    erased = set(person.profile_ids)
+    found = set(store.lookup_many(person.identities).values())
+    more: list[str] = []
+    for pid, doc in store.get_many(found - erased).items():
+        merged = [str(x) for x in doc.get("merged_from") or ()]
+        if erased.intersection(merged):
+            more += [pid, *merged]
+            for kind, values in (doc.get("identities") or {}).items():
+                person.identities.update((kind, str(v)) for v in values)
+    more = [pid for pid in dict.fromkeys(more) if pid not in erased]
+    person.profile_ids += more
+    return more
 
 
 def _erase_quarantine(p: Personify, values: Iterable[str]) -> int:

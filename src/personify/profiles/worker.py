@@ -25,7 +25,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.connection import (
+    Client,
+    Connection,
+    Listener,
+    answer_challenge,
+    deliver_challenge,
+)
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +57,45 @@ _SEGMENT_METHODS = {"segments_dry_run": "dry_run", "segments_rebuild": "rebuild"
 _PRIVACY_METHODS = {"privacy_reload_keys": "reload_keys", "privacy_reseal": "reseal"}
 # Erasure: processing forgets the erased profiles (``Processor.forget``).
 _PROCESSING_METHODS = {"processing_forget": "forget"}
+# Work on whole stores, which takes as long as the data is big: answered when it is done.
+_UNTIMED = frozenset(("segments_dry_run", "segments_rebuild", "privacy_reseal", "delete_before"))
 
 
 def socket_path(data_dir: Path) -> Path:
     return data_dir / "worker.sock"
 
 
+def _wait_for_answer(conn: Connection, timeout: float | None) -> None:
+    """Raise ``TimeoutError`` unless something to read arrives within ``timeout`` seconds."""
+    if timeout is not None and not conn.poll(timeout):
+        raise TimeoutError
+
+
+def _connect(path: Path, authkey: bytes, timeout: float) -> Connection:
+    """``Client(path, authkey=authkey)``, with a bound on the wait for the worker's side of
+    the handshake: a worker that no longer accepts (stopped, or its accepting thread gone)
+    still lets the socket connect, and ``Client`` would wait for its challenge forever."""
+    conn = Client(str(path), "AF_UNIX")
+    try:
+        _wait_for_answer(conn, timeout)
+        answer_challenge(conn, authkey)
+        deliver_challenge(conn, authkey)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class RemoteEventStore:
-    """The event store as seen from the API process: reads forwarded to the worker."""
+    """The event store as seen from the API process: reads forwarded to the worker.
+
+    A call waits at most ``CALL_TIMEOUT_S`` for the worker's answer (whole-store work in
+    ``_UNTIMED`` excepted): a worker that takes a call and never answers must not hold an
+    API request, or an erasure, forever. The call is not sent again, since the worker may
+    still be running it.
+    """
+
+    CALL_TIMEOUT_S = 60.0
 
     def __init__(self, data_dir: Path, authkey: bytes) -> None:
         self._path = socket_path(data_dir)
@@ -66,17 +103,33 @@ class RemoteEventStore:
         self._conn: Connection | None = None
         self._lock = threading.Lock()
 
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
+            self._conn = None
+
     def _call(self, method: str, *args: Any) -> Any:
+        timeout = self.CALL_TIMEOUT_S
         with self._lock:
             for attempt in range(2):
                 try:
                     if self._conn is None:
-                        self._conn = Client(str(self._path), "AF_UNIX", authkey=self._authkey)
+                        self._conn = _connect(self._path, self._authkey, timeout)
                     self._conn.send((method, args))
+                    _wait_for_answer(self._conn, None if method in _UNTIMED else timeout)
                     status, value = self._conn.recv()
                     break
+                except TimeoutError as exc:
+                    self._drop()  # a late answer must not be read as the next call's
+                    raise Unavailable(
+                        f"the processing worker did not answer {method!r} within {timeout:g} s",
+                        hint="it may be stuck: look for its error in the server's log, "
+                        "restart `personify serve`, then retry (an erasure is safe to run "
+                        "again)",
+                    ) from exc
                 except (OSError, EOFError) as exc:
-                    self._conn = None
+                    self._drop()
                     if attempt:
                         raise Unavailable(
                             f"the processing worker is not reachable ({exc})",
@@ -147,9 +200,7 @@ class RemoteEventStore:
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._drop()
 
 
 class WorkerProcess:
@@ -240,7 +291,9 @@ class WorkerProcess:
         """After an erasure, the worker's processor forgets the profiles (``Processor.forget``).
 
         A worker that is restarting is waited for (up to ``FORGET_WAIT_S``): the erasure
-        must reach the processor that runs next, not only the one that stopped."""
+        must reach the processor that runs next, not only the one that stopped. Each try
+        waits at most ``RemoteEventStore.CALL_TIMEOUT_S`` for an answer, so a worker that
+        hangs fails the erasure (to be run again) instead of holding it forever."""
         deadline = time.monotonic() + self.FORGET_WAIT_S
         while True:
             remote = RemoteEventStore(self._settings.data_dir, self.authkey)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Sequence
 
 import orjson
 import pytest
@@ -12,6 +13,7 @@ from tests.unit.helpers import memory_engine
 
 from personify.api.app import create_app
 from personify.errors import Unavailable
+from personify.profiles.processor import Processing
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
 
@@ -37,6 +39,13 @@ class StuckProcessing:
         return 0
 
     def drain(self, timeout: float = 600.0) -> None: ...
+
+    def forget(self, profile_ids: Sequence[str]) -> None: ...
+
+
+def test_the_stand_in_has_every_member_of_processing() -> None:
+    members = set(Processing.__annotations__) | {n for n in vars(Processing) if n[0] != "_"}
+    assert members - set(dir(StuckProcessing)) == set()
 
 
 def test_waits_then_refuses_with_503_when_processing_stays_behind() -> None:

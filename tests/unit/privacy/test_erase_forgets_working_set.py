@@ -98,3 +98,36 @@ def test_a_message_processed_while_the_erasure_runs_is_erased_too(
         assert _stored(p) == []
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_profile_that_merged_the_person_while_the_erasure_ran_is_erased_too(
+    monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A message let in during the erasure can link the person to another profile, and the
+    merge copies the person's traits and identities onto it: that profile is the person's
+    now (as if the message had come first), so it goes too."""
+    p, _ = memory_engine()
+    try:
+        p.identify(user_id="u2", anonymous_id="b-device")  # a user's profile: it survives merges
+        p.identify(anonymous_id="a-device", traits=TRAITS)  # the person, known by email only
+        p.drain()
+        erased_id, other_id = p.lookup("email", TRAITS["email"]), p.lookup("user_id", "u2")
+        original = p.stores.profiles.delete_profiles
+        injected: list[bool] = []
+
+        def meanwhile(ids: Any) -> int:
+            removed = original(ids) if when == "after" else 0
+            if not injected:  # once: the erasure's own delete of the person's profile
+                injected.append(True)
+                p.identify(user_id="u2", traits={"email": TRAITS["email"]})
+                p.drain()
+            return removed if when == "after" else original(ids)
+
+        monkeypatch.setattr(p.stores.profiles, "delete_profiles", meanwhile)
+        erase(p, "email", TRAITS["email"], suppress=False)
+        assert injected
+        assert _stored(p) == []
+        assert p.stores.events.timeline([erased_id, other_id], 100, None) == []
+    finally:
+        p.close()
