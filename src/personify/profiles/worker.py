@@ -20,13 +20,14 @@ import gc
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import (
-    Client,
     Connection,
     Listener,
     answer_challenge,
@@ -57,8 +58,11 @@ _SEGMENT_METHODS = {"segments_dry_run": "dry_run", "segments_rebuild": "rebuild"
 _PRIVACY_METHODS = {"privacy_reload_keys": "reload_keys", "privacy_reseal": "reseal"}
 # Erasure: processing forgets the erased profiles (``Processor.forget``).
 _PROCESSING_METHODS = {"processing_forget": "forget"}
-# Work on whole stores, which takes as long as the data is big: answered when it is done.
-_UNTIMED = frozenset(("segments_dry_run", "segments_rebuild", "privacy_reseal", "delete_before"))
+# Calls answered in moments, which a caller waits for at most ``CALL_TIMEOUT_S``; the others
+# work on whole stores (an erasure's delete rewrites the event file, a rebuild replays the
+# history) and take as long as the data is big, so they are waited for until done: a timed-out
+# delete would still run, and its caller would lose the message ids it returns.
+_TIMED = frozenset(("timeline", "count", "checkpoint", "processing_forget", "privacy_reload_keys"))
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -72,12 +76,29 @@ def _wait_for_answer(conn: Connection, timeout: float | None) -> None:
 
 
 def _connect(path: Path, authkey: bytes, timeout: float) -> Connection:
-    """``Client(path, authkey=authkey)``, with a bound on the wait for the worker's side of
-    the handshake: a worker that no longer accepts (stopped, or its accepting thread gone)
-    still lets the socket connect, and ``Client`` would wait for its challenge forever."""
-    conn = Client(str(path), "AF_UNIX")
+    """``Client(path, authkey=authkey)``, within ``timeout`` seconds: a worker that no longer
+    accepts (stopped, or stuck) still lets a socket connect while its listen queue has room,
+    then ``Client`` would wait for its challenge forever, and once the queue is full the
+    connect itself would block forever."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)  # a full listen queue answers EAGAIN at once, not blocking
+        try:
+            sock.connect(str(path))
+            break
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise TimeoutError from None
+            time.sleep(0.05)
+        except BaseException:
+            sock.close()
+            raise
+    sock.setblocking(True)
+    conn = Connection(sock.detach())
     try:
-        _wait_for_answer(conn, timeout)
+        _wait_for_answer(conn, max(deadline - time.monotonic(), 0.0))
         answer_challenge(conn, authkey)
         deliver_challenge(conn, authkey)
     except BaseException:
@@ -89,10 +110,9 @@ def _connect(path: Path, authkey: bytes, timeout: float) -> Connection:
 class RemoteEventStore:
     """The event store as seen from the API process: reads forwarded to the worker.
 
-    A call waits at most ``CALL_TIMEOUT_S`` for the worker's answer (whole-store work in
-    ``_UNTIMED`` excepted): a worker that takes a call and never answers must not hold an
-    API request, or an erasure, forever. The call is not sent again, since the worker may
-    still be running it.
+    Connecting, and a call in ``_TIMED``, wait at most ``CALL_TIMEOUT_S`` for the worker: a
+    worker that takes a call and never answers must not hold an API request, or an erasure,
+    forever. The call is not sent again, since the worker may still be running it.
     """
 
     CALL_TIMEOUT_S = 60.0
@@ -117,7 +137,7 @@ class RemoteEventStore:
                     if self._conn is None:
                         self._conn = _connect(self._path, self._authkey, timeout)
                     self._conn.send((method, args))
-                    _wait_for_answer(self._conn, None if method in _UNTIMED else timeout)
+                    _wait_for_answer(self._conn, timeout if method in _TIMED else None)
                     status, value = self._conn.recv()
                     break
                 except TimeoutError as exc:
@@ -353,6 +373,7 @@ def settle_heap() -> None:
 
 def _serve_reads(
     listener: Listener,
+    authkey: bytes,
     events: Any,
     segments: Any = None,
     privacy: Any = None,
@@ -360,6 +381,13 @@ def _serve_reads(
 ) -> None:
     def handle(conn: Connection) -> None:
         with conn:
+            # The handshake runs here, not in ``accept``: a client that hangs up or stalls
+            # in the middle of it then ends only its own connection, never the accepting.
+            try:
+                deliver_challenge(conn, authkey)
+                answer_challenge(conn, authkey)
+            except (AuthenticationError, EOFError, OSError):
+                return
             while True:
                 try:
                     method, args = conn.recv()
@@ -439,10 +467,10 @@ def main() -> None:
     settle_heap()
     path = socket_path(settings.data_dir)
     path.unlink(missing_ok=True)
-    listener = Listener(str(path), "AF_UNIX", authkey=authkey)
+    listener = Listener(str(path), "AF_UNIX")  # each connection's handshake: _serve_reads
     threading.Thread(
         target=_serve_reads,
-        args=(listener, p.stores.events, p.segment_engine, Resealer(p), p.processor),
+        args=(listener, authkey, p.stores.events, p.segment_engine, Resealer(p), p.processor),
         daemon=True,
     ).start()
     p.processor.start()

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from tests.unit.helpers import memory_engine
 
 from personify.config import Settings
 from personify.errors import Unavailable
-from personify.profiles.worker import RemoteEventStore, WorkerProcess, socket_path
+from personify.profiles.worker import RemoteEventStore, WorkerProcess, _serve_reads, socket_path
 
 KEY = b"k" * 32
 
@@ -116,7 +117,6 @@ def test_forget_gives_up_on_a_hung_worker_within_its_wait(tmp_path: Path) -> Non
     p.close()
 
 
-@pytest.mark.usefixtures("fast")
 def test_a_worker_that_answers_is_called_as_before(tmp_path: Path) -> None:
     calls: list[Any] = []
     with _listener(tmp_path, True, calls):
@@ -124,3 +124,81 @@ def test_a_worker_that_answers_is_called_as_before(tmp_path: Path) -> None:
         assert remote.call("processing_forget", ["p1"]) is None
         remote.close()
     assert calls == [("processing_forget", (["p1"],))]
+
+
+@pytest.mark.usefixtures("fast")
+def test_connecting_to_a_worker_whose_listen_queue_is_full_times_out(tmp_path: Path) -> None:
+    # A worker that stopped accepting: once its listen queue is full, a blocking connect
+    # would wait forever.
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(socket_path(tmp_path)))
+    server.listen(0)
+    queued: list[socket.socket] = []
+    for _ in range(4):
+        s = socket.socket(socket.AF_UNIX)
+        s.setblocking(False)
+        try:
+            s.connect(str(socket_path(tmp_path)))
+        except BlockingIOError:
+            s.close()
+            break
+        queued.append(s)
+    else:
+        pytest.fail("the listen queue never filled")
+    remote = RemoteEventStore(tmp_path, KEY)
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="did not answer 'timeline'"):
+        remote.timeline(["p1"])
+    assert time.monotonic() - started < 2.0
+    remote.close()
+    for s in queued:
+        s.close()
+    server.close()
+
+
+@pytest.mark.usefixtures("fast")
+def test_whole_store_work_is_waited_for_past_the_timeout(tmp_path: Path) -> None:
+    calls: list[Any] = []
+    listener = Listener(str(socket_path(tmp_path)), "AF_UNIX", authkey=KEY)
+
+    def serve() -> None:
+        with listener.accept() as conn:
+            calls.append(conn.recv())
+            time.sleep(0.6)  # three times CALL_TIMEOUT_S
+            conn.send(("ok", ["m1"]))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    remote = RemoteEventStore(tmp_path, KEY)
+    assert remote.delete_profiles(["p1"]) == ["m1"]
+    remote.close()
+    listener.close()
+    assert calls == [("delete_profiles", (["p1"],))]
+
+
+class _Events:
+    def timeline(self, profile_ids: list[str], limit: int, before: Any) -> list[dict[str, Any]]:
+        return [{"profile_id": pid} for pid in profile_ids]
+
+
+def test_a_client_that_breaks_off_the_handshake_leaves_the_worker_answering(
+    tmp_path: Path,
+) -> None:
+    listener = Listener(str(socket_path(tmp_path)), "AF_UNIX")
+    threading.Thread(target=_serve_reads, args=(listener, KEY, _Events()), daemon=True).start()
+    # one hangs up at once, one sends garbage, one has the wrong key
+    rude = socket.socket(socket.AF_UNIX)
+    rude.connect(str(socket_path(tmp_path)))
+    rude.close()
+    garbage = socket.socket(socket.AF_UNIX)
+    garbage.connect(str(socket_path(tmp_path)))
+    garbage.sendall(b"\x00\x00\x00\x05hello")
+    stranger = RemoteEventStore(tmp_path, b"w" * 32)
+    with pytest.raises(AuthenticationError):
+        stranger.timeline(["p0"])
+    stranger.close()
+    remote = RemoteEventStore(tmp_path, KEY)
+    assert remote.timeline(["p1"]) == [{"profile_id": "p1"}]
+    remote.close()
+    garbage.close()
+    listener.close()
