@@ -8,6 +8,7 @@ jobs) so the front ends stay thin.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,50 @@ from personify.models.serving import ConsentCheck, ServedModel, score_all
 from personify.models.training import TrainingResult
 
 Progress = Callable[[str, int, int], None]
+EXISTS_CHUNK = 500  # ids per IN (...): SQLite allows 999 parameters before 3.32
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """The event relation a batch job reads (:meth:`ModelService.live_source`) and the
+    profiles ``state.sqlite`` held when it was made."""
+
+    relation: str
+    present: frozenset[str] = frozenset()
+    state: Path | None = None
+
+    def erased(self, ids: Iterable[str]) -> set[str]:
+        """Those of ``ids`` the profile store held when this was made and holds no longer:
+        profiles erased since. An id that had no document then (processing stores profiles
+        after their events) is never among them.
+
+        Only existence is read (``profile_id`` from the primary key index, in chunks under
+        SQLite's parameter limit), not the documents.
+        """
+        held_then = [i for i in dict.fromkeys(ids) if i in self.present]
+        if not held_then or self.state is None:
+            return set()
+        from personify.storage.sqlite.profiles import sqlite_engine
+
+        held: set[str] = set()
+        engine = sqlite_engine(f"sqlite:///{self.state}")
+        try:
+            with engine.connect() as con:
+                for start in range(0, len(held_then), EXISTS_CHUNK):
+                    chunk = held_then[start : start + EXISTS_CHUNK]
+                    marks = ", ".join("?" * len(chunk))
+                    rows = con.exec_driver_sql(
+                        f"SELECT profile_id FROM profiles WHERE profile_id IN ({marks})",
+                        tuple(chunk),
+                    )
+                    held.update(str(r[0]) for r in rows)
+        finally:
+            engine.dispose()
+        return set(held_then) - held
 
 
 class ModelService:
@@ -64,11 +105,16 @@ class ModelService:
         Reads the merges from ``state.sqlite`` (embedded mode); with the memory state backend
         there is nothing stored to read and the events are used as they are.
         """
+        return self.live_source(con).relation
+
+    def live_source(self, con: Any) -> LiveSource:
+        """:meth:`live_events`, with the profiles the store held as it was read (the ones a
+        scoring run may drop again if they are erased before it writes: ``LiveSource.erased``)."""
         from personify.models.sources import survivors_of, with_survivors
 
         path = self.settings.data_dir / "state.sqlite"
         if self.settings.state_backend != "sqlite" or not path.is_file():
-            return "events"
+            return LiveSource("events")
         from personify.storage.sqlite import SqlProfileStore
         from personify.storage.sqlite.profiles import sqlite_engine
 
@@ -89,27 +135,8 @@ class ModelService:
                 docs.update(store.get_many(missing))
         finally:
             store.close()
-        return with_survivors(con, "events", survivors_of(docs))
-
-    def stored_profiles(self) -> Callable[[Iterable[str]], set[str]] | None:
-        """``ids -> those the profile store holds`` (embedded mode), read anew on each call so
-        that it sees erasures that ran meanwhile; ``None`` when there is no stored state to
-        read, as in :meth:`live_events`."""
-        path = self.settings.data_dir / "state.sqlite"
-        if self.settings.state_backend != "sqlite" or not path.is_file():
-            return None
-
-        def stored(ids: Iterable[str]) -> set[str]:
-            from personify.storage.sqlite import SqlProfileStore
-            from personify.storage.sqlite.profiles import sqlite_engine
-
-            store = SqlProfileStore(sqlite_engine(f"sqlite:///{path}"))
-            try:
-                return set(store.get_many(ids))
-            finally:
-                store.close()
-
-        return stored
+        relation = with_survivors(con, "events", survivors_of(docs))
+        return LiveSource(relation, frozenset(docs), path)
 
     # -- scoring ----------------------------------------------------------------------------
     def served(self, name: str, version: int | None = None) -> tuple[ServedModel, ModelVersion]:
@@ -133,7 +160,8 @@ class ModelService:
     ) -> dict[str, Any]:
         """Score every profile with the serving version of ``name`` into ``scores.sqlite``.
 
-        A profile erased while this runs keeps no score (``serving.drop_erased``)."""
+        A profile erased while this runs keeps no score (``serving.drop_erased``); one whose
+        document processing had not stored yet when it began keeps its score."""
         from personify.models.value import ClvModel, score_clv
         from personify.storage.sqlite.scores import SqlScoreStore
 
@@ -144,31 +172,30 @@ class ModelService:
         con = self.event_connection() if own else con
         store = SqlScoreStore.open(self.settings.data_dir / "scores.sqlite")
         when = stamp_text(as_of or now_iso())
-        stored = self.stored_profiles()
         try:
-            source = self.live_events(con)
+            live = self.live_source(con)  # before the events are read: see LiveSource.erased
             if isinstance(model, ClvModel):
                 report: dict[str, Any] = score_clv(
                     model,
                     con,
-                    source,
+                    live.relation,
                     store,
                     version=meta.version,
                     as_of=when,
                     consent=consent,
-                    stored=stored,
+                    erased=live.erased,
                 )
             else:
                 report = score_all(
                     model,
                     con,
-                    source,
+                    live.relation,
                     store,
                     name=name,
                     version=meta.version,
                     as_of=when,
                     consent=consent,
-                    stored=stored,
+                    erased=live.erased,
                 )
         finally:
             store.close()

@@ -27,6 +27,8 @@ from personify.storage.ports import ScoreStore
 # carry the same information for trees and stay in.
 NOT_MODEL_INPUTS = ("rfm_r", "rfm_f", "rfm_m", "rfm_score")
 ConsentCheck = Callable[[Iterable[str]], set[str]]
+# ids -> those erased since the scoring run began (``ModelService.live_source``)
+ErasureCheck = Callable[[Iterable[str]], set[str]]
 REFERENCE_ROWS = 5_000
 
 
@@ -78,13 +80,13 @@ def score_all(
     version: int,
     as_of: str,
     consent: ConsentCheck | None = None,
-    stored: ConsentCheck | None = None,
+    erased: ErasureCheck | None = None,
 ) -> dict[str, Any]:
     """Score every profile with events before ``as_of`` and write the scores to ``store``.
 
     ``consent`` receives the profile ids and returns those that may be scored (profiling
     consent, issue 6); profiles it leaves out are not scored and any old score of theirs is
-    removed. ``stored`` (ids -> those the profile store holds) lets profiles erased while
+    removed. ``erased`` (ids -> those erased since the run began) lets profiles erased while
     this ran keep no score (:func:`drop_erased`). Returns counts and a drift report against
     the training reference.
     """
@@ -97,30 +99,32 @@ def score_all(
     store.put(name, version, dict(zip(frame.index, scores.tolist(), strict=True)), at=at)
     if refused:
         store.delete_profiles(refused)
-    erased = drop_erased(store, list(frame.index), stored)
+    dropped = drop_erased(store, list(frame.index), erased)
     current = model.inputs(frame)
     current["score"] = scores
     drift = drift_report(model.reference, current) if len(model.reference) and len(frame) else None
     return {
-        "scored": len(frame) - erased,
+        "scored": len(frame) - dropped,
         "skipped_without_consent": len(refused),
         "drift": drift,
     }
 
 
-def drop_erased(store: ScoreStore, scored: list[str], stored: ConsentCheck | None) -> int:
+def drop_erased(store: ScoreStore, scored: list[str], erased: ErasureCheck | None) -> int:
     """Remove again the scores just written for profiles erased meanwhile; how many.
 
     A scoring run reads the events long before it writes the scores, and an erasure may run
     in between: it deletes the person's profiles, then their scores, and would miss a score
-    written after that. ``stored`` (ids -> those the profile store still holds) is asked
-    after the write, so whichever order the two take, one of them removes the score. (The
-    event store cannot answer this: an erasure compacts it, which closes the connection a
-    run reads from.) Without ``stored`` nothing is checked.
+    written after that. ``erased`` (ids -> those the profile store held when the run began
+    and holds no longer) is asked after the write, so whichever order the two take, one of
+    them removes the score. A profile that had no document when the run began (one processing
+    has not stored yet, or an event store without profiles) is never dropped. (The event
+    store cannot answer this: an erasure compacts it, which closes the connection a run
+    reads from.) Without ``erased`` nothing is checked.
     """
-    if stored is None or not scored:
+    if erased is None or not scored:
         return 0
-    gone = set(scored) - set(stored(scored))
+    gone = erased(scored)
     if gone:
         store.delete_profiles(gone)
     return len(gone)

@@ -27,7 +27,7 @@ from personify.models.features import (
     cutoff_text,
     stamp_text,
 )
-from personify.models.serving import ConsentCheck, drop_erased, model_inputs
+from personify.models.serving import ConsentCheck, ErasureCheck, drop_erased, model_inputs
 from personify.storage.ports import ScoreStore
 
 REGRESSOR_PARAMS: dict[str, Any] = {
@@ -87,12 +87,12 @@ def score_clv(
     version: int,
     as_of: str,
     consent: ConsentCheck | None = None,
-    stored: ConsentCheck | None = None,
+    erased: ErasureCheck | None = None,
 ) -> dict[str, Any]:
     """Write ``clv`` (expected value over the horizon) and ``p_alive`` for every buyer.
 
     ``consent`` works as in :func:`~personify.models.serving.score_all`: profiles it leaves
-    out are not scored and lose any earlier score; with ``stored``, profiles erased while this
+    out are not scored and lose any earlier score; with ``erased``, profiles erased while this
     ran keep no score (:func:`~personify.models.serving.drop_erased`).
     """
     value = model.value(rfm_summary(con, source, end=as_of))
@@ -107,9 +107,9 @@ def score_clv(
     refused = [i for i in ids if i not in allowed]
     if refused:
         store.delete_profiles(refused)
-    erased = drop_erased(store, kept_ids, stored)
+    dropped = drop_erased(store, kept_ids, erased)
     return {
-        "scored": len(kept_ids) - erased,
+        "scored": len(kept_ids) - dropped,
         "skipped_without_consent": len(refused),
         "drift": None,
     }

@@ -13,11 +13,8 @@ from tests.unit.models.synthetic import events
 from typer.testing import CliRunner
 
 from personify.cli.main import app
-from personify.profiles.records import EVENT_COLUMNS, new_profile
+from personify.profiles.records import EVENT_COLUMNS
 from personify.storage.duckdb import DuckDbEventStore
-from personify.storage.ports import ProfileChanges
-from personify.storage.sqlite import SqlProfileStore
-from personify.storage.sqlite.profiles import sqlite_engine
 from personify.storage.sqlite.scores import SqlScoreStore
 
 runner = CliRunner()
@@ -47,8 +44,6 @@ def _csv(path: Path) -> Path:
 
 
 def _event_store(data_dir: Path) -> None:
-    """Events and the profiles they belong to, as processing leaves a data directory (scoring
-    keeps no score for a profile the state store does not hold: an erased one)."""
     frame = events(customers=200, days=300, seed=9)
     store = DuckDbEventStore(data_dir / "events.duckdb")
     rows = []
@@ -67,10 +62,6 @@ def _event_store(data_dir: Path) -> None:
         rows.append(row)
     store.append(rows)
     store.close()
-    profiles = SqlProfileStore(sqlite_engine(f"sqlite:///{data_dir / 'state.sqlite'}"))
-    docs = {pid: new_profile(pid, "2024-01-01T00:00:00.000000Z") for pid in frame["profile_id"]}
-    profiles.apply(ProfileChanges(profiles=docs))
-    profiles.close()
 
 
 def test_train_csv_then_list_promote_rollback_and_report(tmp_path: Path) -> None:
