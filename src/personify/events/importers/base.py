@@ -30,9 +30,9 @@ TableKind = Literal["parquet", "csv", "xlsx"]
 LIBRARY_NAME = "personify-import"
 LIBRARY_VERSION = "1"
 
-# Tried in turn on dates written as text: ISO, then the month-first style of the original UCI
-# CSV export ("12/1/2010 8:26"), then anything dateutil understands (slow, so last).
-DATE_FORMATS = ("ISO8601", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "mixed")
+# The month-first style of the original UCI CSV export ("12/1/2010 8:26"), tried on dates
+# written as text after ISO-8601 (see utc_times).
+MONTH_FIRST_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S")
 
 _SUFFIXES: tuple[tuple[str, TableKind], ...] = (
     (".parquet", "parquet"),
@@ -195,26 +195,79 @@ def clean_text(value: object) -> str | None:
     return str(value)
 
 
-def naive_times(column: pd.Series) -> tuple[pd.Series, bool]:
-    """A column of dates as naive datetime64, and whether those are UTC (aware input).
+def utc_times(column: pd.Series, timezone: str) -> pd.Series:
+    """A column of dates as UTC instants (``datetime64[ns, UTC]``); unusable cells become NaT.
 
-    Naive input stays naive for the caller to place in its timezone. Text is parsed once per
-    distinct value with each of :data:`DATE_FORMATS` in turn; unparseable cells become NaT.
+    Each cell is read on its own terms, so one odd cell never shifts or breaks the others: a
+    time written with a UTC offset (``+05:00``, ``Z``) is that instant, and a time without one
+    is a wall-clock time in ``timezone`` (see :func:`localize`). Text is parsed once per
+    distinct value, trying ISO-8601, then the month-first style of the original UCI CSV export
+    (``12/1/2010 8:26``), then anything dateutil understands (slow, so last). Dates outside
+    what pandas can hold (years 1678 to 2261) count as unusable.
 
-    >>> naive_times(pd.Series(["12/1/2010 8:26", "2011-06-01 09:30", "?"]))[0].tolist()
-    [Timestamp('2010-12-01 08:26:00'), Timestamp('2011-06-01 09:30:00'), NaT]
+    >>> dates = pd.Series(["6/1/2011 9:30", "2011-06-01T09:30+05:00", "?"])
+    >>> [str(t) for t in utc_times(dates, "Europe/London")]
+    ['2011-06-01 08:30:00+00:00', '2011-06-01 04:30:00+00:00', 'NaT']
     """
     if isinstance(column.dtype, pd.DatetimeTZDtype):
-        return column.dt.tz_convert("UTC").dt.tz_localize(None), True
+        return pd.Series(column.dt.tz_convert("UTC"), index=column.index)
     if pd.api.types.is_datetime64_dtype(column):
-        return column.astype("datetime64[ns]"), False
+        return pd.Series(localize(column.to_numpy(dtype="datetime64[ns]"), timezone), column.index)
     codes, uniques = pd.factorize(text_column(column), use_na_sentinel=True)
-    distinct = pd.Series(uniques, dtype=object)  # parse each distinct date once
-    parsed = pd.Series(pd.NaT, index=distinct.index, dtype="datetime64[ns]")
-    for date_format in DATE_FORMATS:
-        retry = parsed.isna()
-        if not retry.any():
+    wall, aware = _parse_dates([str(v) for v in uniques.tolist()])
+    local = localize(np.where(aware, np.datetime64("NaT", "ns"), wall), timezone)
+    instants = np.where(aware, wall, local.tz_localize(None).to_numpy(dtype="datetime64[ns]"))
+    values = np.append(instants, np.datetime64("NaT", "ns"))[codes]
+    return pd.Series(pd.DatetimeIndex(values).tz_localize("UTC"), index=column.index)
+
+
+def localize(wall: np.ndarray[Any, Any], timezone: str) -> pd.DatetimeIndex:
+    """Naive wall-clock times in ``timezone`` as UTC instants.
+
+    An hour the autumn clock change repeats counts as summer time; an hour the spring change
+    skips moves forward to the first time that exists.
+
+    >>> localize(np.array(["2011-10-30T01:30"], dtype="datetime64[ns]"), "Europe/London")[0]
+    Timestamp('2011-10-30 00:30:00+0000', tz='UTC')
+    """
+    every_dst = np.ones(len(wall), dtype=bool)
+    local = pd.DatetimeIndex(wall).tz_localize(
+        timezone, ambiguous=every_dst, nonexistent="shift_forward"
+    )
+    return local.tz_convert("UTC")
+
+
+def _parse_dates(texts: list[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Each text as a naive datetime64 (UTC where it had an offset) and whether it had one."""
+    wall = np.full(len(texts), np.datetime64("NaT", "ns"))
+    aware = np.zeros(len(texts), dtype=bool)
+
+    def keep(i: int, moment: object) -> None:
+        if not isinstance(moment, datetime):  # NaT: unparseable
+            return
+        stamp = pd.Timestamp(moment)
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        try:
+            wall[i] = stamp.as_unit("ns").to_datetime64()
+        except (OverflowError, ValueError):  # outside what datetime64[ns] can hold: unusable
+            return
+        aware[i] = moment.tzinfo is not None
+
+    pending = []
+    for i, text in enumerate(texts):
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            pending.append(i)
+            continue
+        keep(i, moment)
+    for date_format in MONTH_FIRST_FORMATS:  # no offsets in these, so parse them all at once
+        if not pending:
             break
-        parsed[retry] = pd.to_datetime(distinct[retry], errors="coerce", format=date_format)
-    values = np.append(parsed.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns"))
-    return pd.Series(values[codes], index=column.index), False
+        parsed = pd.to_datetime([texts[i] for i in pending], errors="coerce", format=date_format)
+        wall[pending] = parsed.to_numpy(dtype="datetime64[ns]")
+        pending = [i for i, missing in zip(pending, parsed.isna(), strict=True) if missing]
+    for i in pending:  # anything else dateutil can read, one at a time
+        keep(i, pd.to_datetime(texts[i], errors="coerce", format="mixed"))
+    return wall, aware

@@ -7,8 +7,12 @@ and cleaning it is a downstream decision. Each customer also gets one ``identify
 their first invoice) just before their first order. Guests (no CustomerID) stay anonymous, one
 anonymous id per invoice, because nothing links two guest invoices to the same person.
 
-Invoice times are UK wall-clock times; they are read as Europe/London and sent as UTC.
-Message ids are derived from invoice and customer numbers, so re-importing is idempotent.
+Invoice times are UK wall-clock times; they are read as Europe/London and sent as UTC (a time
+written with a UTC offset is taken as that instant). Values that cannot be taken exactly are
+problems, never quietly changed: a CustomerID must be written as plain digits (``17850``, or
+``17850.0`` as spreadsheets store it), Quantity and UnitPrice must be below 2**53 in size, and an
+invoice must belong to one customer. Message ids are derived from invoice and customer numbers,
+so re-importing is idempotent.
 
 >>> conv = OnlineRetailConverter(Path("online_retail.parquet"))  # doctest: +SKIP
 >>> first = next(iter(conv.messages()))  # doctest: +SKIP
@@ -16,6 +20,8 @@ Message ids are derived from invoice and customer numbers, so re-importing is id
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +34,14 @@ from personify.events.importers.base import (
     ConverterItem,
     ImportProblem,
     ImportStats,
+    clean_text,
     first_data_line,
     import_context,
-    naive_times,
     raw_json,
     read_table,
     text_column,
     utc_iso,
+    utc_times,
 )
 
 COLUMNS = (
@@ -50,6 +57,11 @@ COLUMNS = (
 SOURCE = "online-retail"
 SHOP_TIMEZONE = "Europe/London"
 CURRENCY = "GBP"
+# Numbers at or beyond 2**53 are no longer exact as floats: such a quantity or price is refused.
+EXACT_LIMIT = 2**53
+# A CustomerID as the file stores it: digits, or digits with a ".0" that a spreadsheet float adds.
+# Anything else (leading zeros, signs, exponents) would be a different id once read as a number.
+_PLAIN_ID = re.compile(r"(0|[1-9][0-9]*)(\.0+)?")
 
 
 @dataclass
@@ -179,17 +191,17 @@ class _Lines:
     missing_name: pd.Series
     quantity: pd.Series
     price: pd.Series
-    customer: pd.Series
+    customer: pd.Series  # the exact id as text; None for guests and unusable ids
+    customer_problem: pd.Series  # why the id is unusable, else None
     guest: pd.Series
     country: pd.Series
-    when: pd.Series
-    is_utc: bool
+    when: pd.Series  # UTC instants
 
 
 def _clean_lines(frame: pd.DataFrame) -> _Lines:
     name = text_column(frame["Description"])
     missing_name = (name.isna() | (name == "nan")).astype(bool)
-    when, is_utc = naive_times(frame["InvoiceDate"])
+    customer, customer_problem = _customer_ids(frame["CustomerID"])
     return _Lines(
         invoice=text_column(frame["InvoiceNo"]),
         stock=text_column(frame["StockCode"]),
@@ -197,12 +209,68 @@ def _clean_lines(frame: pd.DataFrame) -> _Lines:
         missing_name=missing_name,
         quantity=pd.to_numeric(frame["Quantity"], errors="coerce"),
         price=pd.to_numeric(frame["UnitPrice"], errors="coerce"),
-        customer=pd.to_numeric(frame["CustomerID"], errors="coerce"),
-        guest=text_column(frame["CustomerID"]).isna(),
+        customer=customer,
+        customer_problem=customer_problem,
+        guest=customer.isna() & customer_problem.isna(),
         country=text_column(frame["Country"]),
-        when=when,
-        is_utc=is_utc,
+        when=utc_times(frame["InvoiceDate"], SHOP_TIMEZONE),
     )
+
+
+def _customer_ids(column: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Each CustomerID as its exact text, and why it is unusable; checks each distinct id once."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    checked = [*(_customer_id(v) for v in uniques.tolist()), (None, None)]
+    ids = np.array([c[0] for c in checked], dtype=object)[codes]
+    problems = np.array([c[1] for c in checked], dtype=object)[codes]
+    return pd.Series(ids, index=column.index), pd.Series(problems, index=column.index)
+
+
+def _customer_id(value: object) -> tuple[str | None, str | None]:
+    """``(id, None)``, ``(None, None)`` for a guest, or ``(None, why)`` for an unusable id.
+
+    >>> _customer_id(17850.0), _customer_id("17850.0"), _customer_id(" ")
+    (('17850', None), ('17850', None), (None, None))
+    >>> _customer_id("00123")[1].split(" (")[0]
+    "CustomerID '00123' is not plain digits"
+    """
+    if isinstance(value, float) and math.isfinite(value) and abs(value) >= EXACT_LIMIT:
+        return None, (
+            f"CustomerID {value!r} is stored as a floating-point number too large to hold an id "
+            "exactly; store CustomerID as text or as whole numbers"
+        )
+    if isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0:
+        return str(value), None
+    text = clean_text(str(value) if isinstance(value, float) and math.isfinite(value) else value)
+    if text is None:
+        return None, None
+    match = _PLAIN_ID.fullmatch(text)
+    if match is None:
+        return None, (
+            f"CustomerID {text!r} is not plain digits (read as a number, leading zeros, signs, "
+            "exponents or fractions would change the id); write it as digits only, e.g. 17850"
+        )
+    return match.group(1), None
+
+
+def _customer_conflicts(lines: _Lines) -> pd.Series:
+    """For each line of an invoice credited to more than one customer, the reason; else None.
+
+    A guest line counts as a customer of its own: crediting it to the named one would be a guess.
+    """
+    party = lines.customer.where(~lines.guest, "")
+    pairs = pd.DataFrame({"invoice": lines.invoice, "party": party}).dropna().drop_duplicates()
+    several = pairs[pairs["invoice"].duplicated(keep=False)]
+    reasons = {
+        invoice: (
+            f"invoice {invoice} has lines for more than one customer ("
+            + ", ".join(p or "no CustomerID" for p in parties)
+            + "); an invoice belongs to one customer: correct the CustomerID of its lines, or "
+            "give each customer's lines their own invoice number"
+        )
+        for invoice, parties in several.groupby("invoice", sort=False)["party"]
+    }
+    return lines.invoice.map(reasons).astype(object).where(lambda r: r.notna(), None)
 
 
 def _find_problems(
@@ -213,17 +281,21 @@ def _find_problems(
         (lines.invoice.isna(), "InvoiceNo is empty"),
         (lines.stock.isna(), "StockCode is empty"),
         (lines.quantity % 1 != 0, "Quantity must be a whole number"),
+        (lines.quantity.abs() >= EXACT_LIMIT, f"Quantity is too large (limit {EXACT_LIMIT:,})"),
         (lines.when.isna(), "InvoiceDate is missing or not a date (write e.g. 2011-06-01 09:30)"),
         (~np.isfinite(lines.price), "UnitPrice must be a number"),
-        (~lines.guest & (lines.customer % 1 != 0), "CustomerID must be a whole number or empty"),
+        (lines.price.abs() >= EXACT_LIMIT, f"UnitPrice is too large (limit {EXACT_LIMIT:,})"),
     ]
     masks = [mask.to_numpy(dtype=bool) for mask, _ in checks]
-    bad = np.logical_or.reduce(masks)
+    # Reasons that name the offending value, one per line or None.
+    named = [lines.customer_problem.to_numpy(), _customer_conflicts(lines).to_numpy()]
+    bad = np.logical_or.reduce([*masks, *(pd.notna(n) for n in named)])
     invoice = lines.invoice.to_numpy(dtype=object)
     reasons: dict[int, str] = {}
     bad_lines: dict[str, list[int]] = {}
     for row in np.flatnonzero(bad).tolist():
-        reasons[row] = "; ".join(r for m, (_, r) in zip(masks, checks, strict=True) if m[row])
+        fixed = [r for m, (_, r) in zip(masks, checks, strict=True) if m[row]]
+        reasons[row] = "; ".join([*fixed, *(n[row] for n in named if n[row] is not None)])
         if invoice[row] is not None:
             bad_lines.setdefault(invoice[row], []).append(first_line + row)
     held = lines.invoice.isin(list(bad_lines)).to_numpy(dtype=bool) & ~bad
@@ -249,20 +321,15 @@ def _group(lines: _Lines, good: np.ndarray[Any, np.dtype[np.intp]]) -> _Invoices
     order = np.argsort(codes, kind="stable")
     rows, codes = good[order], codes[order]
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    first = np.minimum.reduceat(lines.when.to_numpy(dtype="datetime64[ns]")[rows], starts)
-    utc = pd.DatetimeIndex(first)
-    if not lines.is_utc:
-        every_dst = np.ones(len(utc), dtype=bool)  # an ambiguous autumn hour counts as BST
-        utc = utc.tz_localize(SHOP_TIMEZONE, ambiguous=every_dst, nonexistent="shift_forward")
-    utc = utc.tz_localize("UTC") if utc.tz is None else utc.tz_convert("UTC")
+    when = lines.when.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    utc = pd.DatetimeIndex(np.minimum.reduceat(when[rows], starts)).tz_localize("UTC")
     amount = (lines.quantity * lines.price).to_numpy(dtype=float)[rows]
-    buyer = pd.Series(lines.customer.to_numpy()[rows]).groupby(codes).first()
     keys = utc.asi8.tolist()
     number = [str(n) for n in numbers]
     return _Invoices(
         number=number,
         timestamp=[utc_iso(t) for t in utc.to_pydatetime()],
-        customer=[None if pd.isna(c) else str(int(c)) for c in buyer.tolist()],
+        customer=lines.customer.to_numpy(dtype=object)[rows][starts].tolist(),  # one per invoice
         country=lines.country.to_numpy(dtype=object)[rows][starts].tolist(),
         revenue=[round(r, 2) for r in np.add.reduceat(amount, starts).tolist()],
         starts=starts.tolist(),
