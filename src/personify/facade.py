@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -230,15 +230,46 @@ class Personify:
         *,
         batch_size: int = 1000,
         check_size: bool = False,
+        locate: Callable[[int], str] | None = None,
     ) -> BatchResult:
-        """Accept many raw messages (importers): valid ones durable, invalid ones quarantined."""
+        """Accept many raw messages (importers): valid ones durable, invalid ones quarantined.
+
+        ``locate`` names the message at a 0-based position in ``messages`` the way its file
+        does (e.g. ``"line 1303"``); problems then read ``line 1303: timestamp ...`` rather
+        than the position inside an internal chunk. A quarantined item's ``index`` is always
+        its position in ``messages``.
+
+        >>> lines = [4, 9]  # the file lines the two messages came from
+        >>> p.ingest([{}, {}], "import", locate=lambda i: f"line {lines[i]}")  # doctest: +SKIP
+        """
         total = BatchResult()
+        offset = 0
         for chunk in _chunks(messages, batch_size):
             result = self.collector.accept_batch(chunk, source, check_size=check_size)
             total.accepted += result.accepted
             total.duplicates += result.duplicates
-            total.quarantined.extend(result.quarantined)
+            for item in result.quarantined:
+                if locate is not None:
+                    self._relabel(item, locate(offset + item["index"]))
+                item["index"] += offset
+                total.quarantined.append(item)
+            offset += len(chunk)
         return total
+
+    def _relabel(self, item: dict[str, Any], label: str) -> None:
+        """Name a quarantined message by ``label`` instead of ``batch[i]``, stored too.
+
+        (A ``prefix`` parameter on ``Collector.accept_batch`` would write the label once.)
+        """
+        here = f"batch[{item['index']}]"
+
+        def named(text: str) -> str:
+            return text.replace(here + ".", label + ": ").replace(here, label)
+
+        reason = item["reason"].replace(here + ".", "").replace(here, "the message")
+        item["reason"] = f"{label}: {reason}"
+        item["problems"] = [{**p, "field": named(p["field"])} for p in item["problems"]]
+        self.stores.quarantine.update(item["id"], reason=item["reason"], problems=item["problems"])
 
     # -- profiles ---------------------------------------------------------------------------
     def lookup(self, kind: str, value: str) -> str:
@@ -364,7 +395,12 @@ class Personify:
         return self.stores.quarantine.list(status, limit, offset)
 
     def replay(self, item_id: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Validate a quarantined message again (optionally corrected) and accept it if valid."""
+        """Validate a quarantined message again (optionally corrected) and accept it if valid.
+
+        The stored item changes only when the replay succeeds: a corrected ``payload`` that is
+        still invalid is answered with its problems and the original payload and reason stay.
+        An import line that never parsed (``{"_line", "_raw"}``) needs a corrected ``payload``.
+        """
         item = self.stores.quarantine.get(item_id)
         if item is None:
             raise NotFound(
@@ -373,6 +409,8 @@ class Personify:
             )
         if item["status"] == "replayed":
             return {"id": item_id, "status": "replayed", "accepted": 0}
+        if payload is None and _is_raw_line(item["payload"]):
+            return _raw_line_answer(item)
         raw = dict(payload) if payload is not None else item["payload"]
         try:
             msg = self.collector.normalize(
@@ -382,12 +420,7 @@ class Personify:
                 check_size=False,
             )
         except InvalidInput as exc:
-            self.stores.quarantine.update(
-                item_id,
-                reason=exc.message,
-                problems=[p.as_dict() for p in exc.problems],
-                payload=raw,
-            )
+            # Nothing is written: a bad correction must not replace the original message.
             return {
                 "id": item_id,
                 "status": "quarantined",
@@ -419,6 +452,22 @@ def _message(user_id: str | None, anonymous_id: str | None, **fields: Any) -> di
     if anonymous_id is not None:
         out["anonymousId"] = anonymous_id
     return out
+
+
+def _is_raw_line(payload: object) -> bool:
+    """Whether a quarantined payload is an import line that never became a message."""
+    return isinstance(payload, dict) and set(payload) == {"_line", "_raw"}
+
+
+def _raw_line_answer(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": item["id"],
+        "status": "quarantined",
+        "reason": f"this item is a raw import line, not a message ({item['reason']}); "
+        "it needs a corrected payload to be replayed",
+        "problems": [{"field": "payload", "message": "a corrected Segment message is required"}],
+        "needs_payload": True,
+    }
 
 
 def _chunks(items: Iterable[object], size: int) -> Iterator[list[object]]:

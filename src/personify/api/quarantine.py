@@ -31,8 +31,14 @@ def replay(
     p: Engine,
     payload: Annotated[dict[str, Any] | None, Body(embed=True)] = None,
 ) -> dict[str, Any]:
-    """Validate again (with a corrected ``payload`` if given) and accept if now valid."""
-    return p.replay(item_id, payload)
+    """Validate again (with a corrected ``payload`` if given) and accept if now valid.
+
+    A replay that fails changes nothing stored; the answer lists the new problems.
+    """
+    result = p.replay(item_id, payload)
+    if result.get("needs_payload"):
+        result["hint"] = 'send the corrected message as {"payload": {...}} in the body'
+    return result
 
 
 @router.post("/replay")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from array import array
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ def run_import(converter: Any, source: str) -> dict[str, Any]:
     started = time.perf_counter()
     p = build()
     problems: list[dict[str, Any]] = []
+    # The file line of each message, for converters that know it (``line``): problems then
+    # name the line rather than a position inside an internal batch.
+    lines = array("q")
     try:
         with progress() as bars:
             task = bars.add_task("validating + storing", total=converter.total_hint())
@@ -38,11 +42,14 @@ def run_import(converter: Any, source: str) -> dict[str, Any]:
                             }
                         )
                         continue
+                    lines.append(getattr(converter, "line", 0))
                     yield item
 
-            result = p.ingest(items(), source)
-            if problems:
-                p.collector.quarantine_raw(problems, source)
+            try:
+                result = p.ingest(items(), source, locate=_locator(converter, lines))
+            finally:  # the lines set aside are kept even if ingestion fails
+                if problems:
+                    p.collector.quarantine_raw(problems, source)
             head = p.stores.log.head()
             ptask = bars.add_task("profiles + event store", total=head)
             while p.processor.position < head:
@@ -65,6 +72,13 @@ def run_import(converter: Any, source: str) -> dict[str, Any]:
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     console.print(table)
     return summary
+
+
+def _locator(converter: Any, lines: array[int]) -> Callable[[int], str] | None:
+    """``position -> "line N"`` for converters that record each message's line."""
+    if not hasattr(converter, "line"):
+        return None
+    return lambda i: f"line {lines[i]}"
 
 
 @app.command("online-retail")

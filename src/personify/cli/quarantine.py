@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import orjson
 import typer
 from rich.table import Table
@@ -49,20 +53,75 @@ def list_items(
 def replay(
     ids: list[str] = typer.Argument(None, help="Quarantine ids to replay."),
     replay_all: bool = typer.Option(False, "--all", help="Replay every quarantined message."),
+    payload: str | None = typer.Option(
+        None,
+        "--payload",
+        metavar="FILE|-",
+        help="A JSON file (or - for stdin) holding the corrected message; one id only.",
+    ),
 ) -> None:
-    """Validate quarantined messages again and accept those that now pass."""
+    """Validate quarantined messages again and accept those that now pass.
+
+    A message that is still invalid stays quarantined exactly as it was.
+
+    Exits with status 2 when none of the messages could be replayed.
+    """
     from personify.platform import build
 
     if not ids and not replay_all:
         raise InvalidInput("give quarantine ids or --all", hint="personify quarantine list")
+    if payload is not None and (replay_all or len(ids) != 1):
+        raise InvalidInput(
+            "--payload corrects one message: give exactly one quarantine id, without --all",
+            hint="personify quarantine replay ID --payload fixed.json",
+        )
+    corrected = _read_payload(payload) if payload is not None else None
     with build() as p:
         targets = [i["id"] for i in p.quarantined("quarantined", 100_000)] if replay_all else ids
         ok = 0
         for item_id in targets:
-            result = p.replay(item_id)
+            result = p.replay(item_id, corrected)
             if result["status"] == "replayed":
                 ok += 1
-            else:
-                console.print(f"[yellow]{item_id}[/] still invalid: {result['reason']}")
+                continue
+            console.print(f"[yellow]{item_id}[/] still invalid: {result['reason']}")
+            if result.get("needs_payload"):
+                console.print(
+                    f"  give the corrected message as JSON: personify quarantine replay {item_id}"
+                    " --payload FILE (or - to read it from stdin)"
+                )
         p.drain()
         console.print(f"replayed {ok} of {len(targets)}")
+    if targets and not ok:
+        raise InvalidInput(
+            f"none of the {len(targets)} message(s) could be replayed; they stay quarantined",
+            hint="see why with `personify quarantine list`, then correct one with "
+            "`personify quarantine replay ID --payload FILE`",
+        )
+
+
+def _read_payload(source: str) -> dict[str, Any]:
+    """The corrected message from a JSON file, or from stdin for ``-``."""
+    where = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot read --payload {source}: {exc.strerror}", hint="check the path"
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"--payload {where} is not UTF-8 text") from None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"--payload {where} is not valid JSON: {exc}",
+            hint='give one Segment message as a JSON object, e.g. {"type": "track", ...}',
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            f"--payload {where} must hold one JSON object (a Segment message), "
+            f"got {type(value).__name__}",
+            hint='e.g. {"type": "track", "userId": "u1", "event": "Signed Up"}',
+        )
+    return value

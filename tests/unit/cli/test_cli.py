@@ -61,8 +61,10 @@ def test_bad_lines_and_invalid_messages_are_quarantined_and_listed(tmp_path: Pat
     assert listed.exit_code == 0, listed.output
     assert "line 2" in listed.output  # the unparseable line, with its number
     assert "event" in listed.output  # the track without an event name
+    # the invalid message is named by its line in the file (line 3), not a batch position
+    assert "line 3: event" in listed.output and "batch[" not in listed.output
     replay = runner.invoke(app, ["quarantine", "replay", "--all"])
-    assert replay.exit_code == 0
+    assert replay.exit_code == 2  # nothing could be replayed: a failure, not a success
     assert "replayed 0 of 2" in replay.output  # still invalid: nothing silently accepted
 
 

@@ -68,6 +68,7 @@ class CustomerCsvConverter:
         self.source_name = source_name
         self.stats = ImportStats()
         self._frame: pd.DataFrame | None = None
+        self.line = 0  # the file line of the item last yielded
 
     def total_hint(self) -> int:
         """Items ``messages()`` will yield: one per data row."""
@@ -86,7 +87,8 @@ class CustomerCsvConverter:
         self.stats = ImportStats(extra={"missing_ids": 0, "bad_timestamps": 0})
         for index, record in enumerate(frame.to_dict("records")):
             self.stats.rows_read += 1
-            item = self._convert(first_line + index, record, layout, stamps[index])
+            self.line = first_line + index  # the file line of the item yielded next
+            item = self._convert(self.line, record, layout, stamps[index])
             if isinstance(item, ImportProblem):
                 self.stats.problems += 1
             else:

@@ -32,6 +32,7 @@ class NdjsonConverter:
         self.path = path
         self.stats = ImportStats()
         self._total: int | None = None
+        self.line = 0  # the file line of the message last yielded (problems carry their own)
 
     def total_hint(self) -> int:
         """Items ``messages()`` will yield: one per non-blank line (counted with one pass)."""
@@ -61,6 +62,7 @@ class NdjsonConverter:
                 yield ImportProblem(line=number, reason=reason, raw=raw)
                 continue
             self.stats.messages += 1
+            self.line = number
             yield value
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
