@@ -81,3 +81,25 @@ def test_documents_come_back_exactly_as_written(profile_store: Any) -> None:
     )
     assert profile_store.get_many(['p"1'])['p"1'] == doc
     assert profile_store.lookup_many([("email", 'zoë"@x.org')]) == {("email", 'zoë"@x.org'): 'p"1'}
+
+
+def test_merged_into_names_the_profiles_merged_into_these(profile_store: Any) -> None:
+    def merged(pid: str, into: str | None) -> dict[str, Any]:
+        doc = new_profile(pid, "2024-01-01T00:00:00.000000Z")
+        doc["merged_into"] = into
+        return doc
+
+    rows = {"p1": None, "p2": "p1", "p3": "p2", "p4": None, "p5": "p4", "p6": "p1"}
+    # read right after the write: a store that writes in the background must see it
+    profile_store.apply(ProfileChanges(profiles={p: merged(p, i) for p, i in rows.items()}))
+    assert sorted(profile_store.merged_into(["p1"])) == ["p2", "p6"]  # not p3: one step only
+    assert sorted(profile_store.merged_into(["p1", "p2", "p4", "nobody"])) == [
+        "p2",
+        "p3",
+        "p5",
+        "p6",
+    ]
+    assert profile_store.merged_into(["p3", "nobody"]) == []
+    assert profile_store.merged_into([]) == []
+    profile_store.delete_profiles(["p2"])
+    assert profile_store.merged_into(["p1"]) == ["p6"]

@@ -129,6 +129,9 @@ class EncryptedProfileStore:
     def delete_profiles(self, profile_ids: Iterable[str]) -> int:
         return self.inner.delete_profiles(profile_ids)
 
+    def merged_into(self, profile_ids: Iterable[str]) -> list[str]:
+        return self.inner.merged_into(profile_ids)  # ids are never sealed
+
     def close(self) -> None:
         self.inner.close()
 

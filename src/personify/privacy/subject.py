@@ -11,10 +11,12 @@ Erasure, in order (each step safe to repeat, so a failed job can simply be run a
    resolved again (a late event may have added an identity);
 3. their events are deleted from the event store (in the worker process under ``serve``)
    and the same messages' payloads in the durable log are replaced by tombstones;
-4. quarantined items naming any of their identifiers are blanked;
+4. quarantined items naming any of their identifiers are blanked (and, after step 5,
+   items naming identifiers only step 5 found);
 5. profiles, identity keys, merges and conflicts, cached views, segment memberships and
    history, scores, consent history, decision logs and experiment units are deleted (with
-   any profile that merged one of theirs while this ran: it holds their traits now);
+   any profile that merged one of theirs while this ran, or that one of theirs merged: it
+   is theirs now);
 6. the SQLite files are rebuilt (``privacy.vacuum_after_erase``) so deleted bytes leave disk.
 
 Each job writes an audit record naming the subject only by pseudonym.
@@ -222,13 +224,24 @@ def erase(
         message_ids = p.stores.events.delete_profiles(ids)
         out["events"] = len(message_ids)
         out["log_messages"] = p.stores.log.redact(message_ids)
-    out["quarantined"] = _erase_quarantine(p, person.raw_values())
+    # Blanked now, while the profiles that name the identifiers exist: a job that fails
+    # below and is run again could no longer find them.
+    searched = set(person.raw_values())
+    out["quarantined"] = _erase_quarantine(p, searched)
+    suppressed = set(person.identities)
     forgotten: PersonifyError | None = None
     while ids:
+        # A merge onto one of these moves the other profile's identity keys here (the
+        # merged-away document keeps none): read them before the documents go.
+        _add_identities(person, p.stores.profiles.get_many(ids).values())
         forgotten = _erase_profiles(p, ids, out) or forgotten
-        ids = _absorbed_by(p, person)
-        if ids and suppress:
-            privacy.suppression.add(person.identities, job_id)
+        ids = [*_absorbed_by(p, person), *_merged_into_them(p, person)]
+        if suppress and not person.identities <= suppressed:
+            privacy.suppression.add(person.identities - suppressed, job_id)
+            suppressed |= person.identities
+    found = set(person.raw_values()) - searched  # identifiers of profiles found above
+    if found:
+        out["quarantined"] += _erase_quarantine(p, found)
     p.stores.decisions.flush()  # buffered decisions reach the file before it is searched
     if p.settings.state_backend == "sqlite":
         out["satellite_rows"] = _erase_satellites(
@@ -294,11 +307,34 @@ def _absorbed_by(p: Personify, person: Person) -> list[str]:
         merged = [str(x) for x in doc.get("merged_from") or ()]
         if erased.intersection(merged):
             more += [pid, *merged]
-            for kind, values in (doc.get("identities") or {}).items():
-                person.identities.update((kind, str(v)) for v in values)
+            _add_identities(person, [doc])
     more = [pid for pid in dict.fromkeys(more) if pid not in erased]
     person.profile_ids += more
     return more
+
+
+def _merged_into_them(p: Personify, person: Person) -> list[str]:
+    """Profiles merged into one of the person's while the erasure ran; they join the person.
+
+    The reverse of :func:`_absorbed_by`: the message let in made the person's profile the
+    survivor and merged another one (an anonymous visitor's, say) into it. That profile is
+    left holding its traits and events, pointing (``merged_into``) at a profile that is
+    gone, and no identity key leads to it any more; by the same rule it is the person's.
+    Returns the ids not erased yet (added to ``person``). Its identity keys moved to the
+    person's profile, where :func:`erase` reads them just before deleting it; a merge that
+    lands after that read leaves them unknown (to the quarantine search and the visitor-keyed
+    satellite rows), though the profile and what hangs off it still go.
+    """
+    erased = set(person.profile_ids)
+    more = [pid for pid in p.stores.profiles.merged_into(erased) if pid not in erased]
+    person.profile_ids += more
+    return more
+
+
+def _add_identities(person: Person, docs: Iterable[Mapping[str, Any]]) -> None:
+    for doc in docs:
+        for kind, values in (doc.get("identities") or {}).items():
+            person.identities.update((kind, str(v)) for v in values)
 
 
 def _erase_quarantine(p: Personify, values: Iterable[str]) -> int:
@@ -314,6 +350,8 @@ def _erase_quarantine(p: Personify, values: Iterable[str]) -> int:
             break
         offset += len(page)
         for item in page:
+            if item.get("status") == "erased":  # blanked already (by an earlier pass)
+                continue
             text = (
                 orjson.dumps([item.get("payload"), item.get("reason"), item.get("problems")])
                 .decode()

@@ -164,6 +164,12 @@ class ProfileStore(Protocol):
         """
         ...
 
+    def merged_into(self, profile_ids: Iterable[str]) -> list[str]:
+        """Ids of the stored profiles whose ``merged_into`` is one of these, in no set order
+        (erasure: a profile merged into the person's is theirs, and once that one is gone no
+        identity key leads to it)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -242,6 +242,31 @@ def test_reads_wait_only_for_what_the_batch_in_flight_writes(
     assert answers == [{("user_id", "u2"): "p2"}]
 
 
+def test_merged_into_waits_for_the_batch_in_flight(store: BackgroundProfileStore) -> None:
+    """An erasure asks which profiles were merged into the person's: a merge still being
+    stored must be in the answer, or that profile would outlive the erasure."""
+    import threading
+
+    store.apply(_person("p1", "u1"), checkpoint=1)
+    store.settle()
+    proc = store.writer._proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGSTOP)  # the merge stays in flight
+    try:
+        loser = new_profile("p2", "2024-01-01T00:00:00.000000Z")
+        loser["merged_into"] = "p1"
+        store.apply(ProfileChanges(profiles={"p2": loser}), checkpoint=2)
+        answers: list[object] = []
+        reader = threading.Thread(target=lambda: answers.append(store.merged_into(["p1"])))
+        reader.start()
+        reader.join(1.0)
+        assert reader.is_alive() and not answers
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    reader.join(30)
+    assert answers == [["p2"]]
+
+
 def test_a_writer_process_needs_a_sqlite_file() -> None:
     memory_db = SqlProfileStore(sqlite_engine("sqlite:///:memory:"))
     with pytest.raises(ValueError, match="needs a SQLite file"):

@@ -157,6 +157,11 @@ class MemoryProfileStore:
             ]
         return removed
 
+    def merged_into(self, profile_ids: Iterable[str]) -> list[str]:
+        into = set(profile_ids)
+        with self._lock:
+            return sorted(p for p, doc in self._profiles.items() if doc.get("merged_into") in into)
+
     def close(self) -> None:
         pass
 

@@ -56,6 +56,12 @@ class BackgroundProfileStore:
         self._settled()
         return self.inner.delete_profiles(profile_ids)
 
+    def merged_into(self, profile_ids: Iterable[str]) -> list[str]:
+        # Only an erasure asks, rarely: wait for the batch in flight (as ``history`` does)
+        # rather than reason about which of its rows name these in ``merged_into``.
+        self._settled()
+        return self.inner.merged_into(profile_ids)
+
     # -- reads ------------------------------------------------------------------------------
     # After a failed write every call raises until the checkpoint is read again: nothing may
     # be decided from a store that lacks a batch the processor thinks is there.

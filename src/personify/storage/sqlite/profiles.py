@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import (
     Column,
     Engine,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.schema import CreateIndex
 
 from personify.storage.ports import ProfileChanges
 
@@ -37,6 +39,14 @@ profiles_t = Table(
     Column("doc", LargeBinary, nullable=False),
     Column("merged_into", String(64), nullable=True),
     Column("updated_at", String(40), nullable=False),
+)
+# Partial: most rows are live (NULL), so ingestion writes no entry for them, and an erasure
+# finds what was merged into the person's profiles without scanning the table.
+merged_into_ix = Index(
+    "ix_profiles_merged_into",
+    profiles_t.c.merged_into,
+    sqlite_where=profiles_t.c.merged_into.is_not(None),
+    postgresql_where=profiles_t.c.merged_into.is_not(None),
 )
 identities_t = Table(
     "identities",
@@ -126,6 +136,8 @@ class SqlProfileStore:
         self._engine = engine
         self._mark = "%s" if engine.dialect.name == "postgresql" else "?"
         metadata.create_all(engine)
+        with engine.begin() as con:  # create_all adds no index to a table made before it
+            con.execute(CreateIndex(merged_into_ix, if_not_exists=True))
 
     @property
     def url(self) -> str:
@@ -281,6 +293,20 @@ class SqlProfileStore:
                     (pid, pid),
                 )
         return removed
+
+    def merged_into(self, profile_ids: Iterable[str]) -> list[str]:
+        ids = list(dict.fromkeys(profile_ids))
+        out: list[str] = []
+        with self._engine.connect() as con:
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i : i + _CHUNK]
+                rows = con.exec_driver_sql(
+                    f"SELECT profile_id FROM profiles WHERE merged_into IN "
+                    f"({self._marks(len(chunk))})",
+                    tuple(chunk),
+                )
+                out += rows.scalars()
+        return out
 
     def close(self) -> None:
         self._engine.dispose()
