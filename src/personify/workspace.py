@@ -102,7 +102,45 @@ def sections() -> dict[str, Section]:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys (PyYAML silently keeps the last one)."""
+    """Safe YAML that refuses duplicate keys (PyYAML silently keeps the last one) and the
+    YAML 1.1 readings of unquoted scalars that surprise people (see :func:`_unquoted`)."""
+
+
+_TAG: Final = "tag:yaml.org,2002:"
+_PLAIN_BOOLS: Final = frozenset({"true", "false", "True", "False", "TRUE", "FALSE"})
+
+
+def _unquoted(node: yaml.ScalarNode) -> str | None:
+    """Why a plain (unquoted) scalar must be quoted, or None when it reads as it looks.
+
+    PyYAML implements YAML 1.1, where ``NO``, ``yes`` and ``off`` are booleans, ``01234`` is
+    octal (668), ``12:30`` is base 60 (750) and ``2026-11-24`` a date; YAML 1.2 and JSON read
+    them differently, and a definition must not depend on which. ``true``/``false``, decimal
+    and hexadecimal integers and floats stay as they are.
+    """
+    if node.style is not None:  # quoted, or a block scalar: always text
+        return None
+    text, tag = node.value, node.tag
+    quote = f'quote it ("{text}") to keep it as text'
+    if tag == _TAG + "bool" and text not in _PLAIN_BOOLS:
+        value = "true" if text.lower() in ("yes", "on") else "false"
+        return f"unquoted {text} is read as the boolean {value}; {quote}, or write {value}"
+    if tag == _TAG + "timestamp":
+        return f"unquoted {text} is read as a date, not text; {quote}"
+    if tag in (_TAG + "int", _TAG + "float"):
+        digits = text.lstrip("+-")
+        if ":" in digits:
+            value = yaml.safe_load(text)
+            return f"unquoted {text} is read as the base-60 number {value}; {quote}"
+        if tag == _TAG + "int" and digits[:2] in ("0b", "0B"):
+            return f"unquoted {text} is read as the binary number {int(digits[2:], 2)}; {quote}"
+        if tag == _TAG + "int" and len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+            value = yaml.safe_load(text)
+            return (
+                f"unquoted {text} is read as the octal number {value}; {quote}, "
+                "or drop the leading zero for a number"
+            )
+    return None
 
 
 @dataclass
@@ -147,6 +185,7 @@ class _Walk:
 
     lines: dict[str, int] = field(default_factory=dict)
     duplicates: list[tuple[int, str]] = field(default_factory=list)
+    unquoted: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
     visits: int = 0
 
 
@@ -157,7 +196,9 @@ def _walk(node: yaml.Node, path: str, found: _Walk) -> None:
     if found.visits > MAX_NODES:
         raise _TooLarge
     found.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yaml.ScalarNode):
+        _check_scalar(node, path, found)
+    elif isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
@@ -168,11 +209,22 @@ def _walk(node: yaml.Node, path: str, found: _Walk) -> None:
                     (line, f"{sub}: key written twice (lines {seen[key]} and {line}); keep one")
                 )
             seen[key] = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode):
+                _check_scalar(key_node, sub, found)
             found.lines.setdefault(sub, seen[key])  # a key's line, not its value's
             _walk(value_node, sub, found)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, f"{path}[{index}]", found)
+
+
+def _check_scalar(node: yaml.ScalarNode, path: str, found: _Walk) -> None:
+    why = _unquoted(node)
+    if why is not None:  # once per place in the file, however many aliases reach it
+        mark = node.start_mark
+        found.unquoted.setdefault(
+            (mark.line, mark.column), (mark.line + 1, f"{path or '(document)'}: {why}")
+        )
 
 
 def _read(file: Path) -> tuple[Any, dict[str, int], list[Problem]]:
@@ -192,8 +244,9 @@ def _read(file: Path) -> tuple[Any, dict[str, int], list[Problem]]:
         except _TooLarge:
             message = f"expands to more than {MAX_NODES} values (check anchors and aliases)"
             return None, {}, [Problem(str(file), message)]
-        if found.duplicates:
-            return None, {}, [Problem(f"{file}:{n}", text) for n, text in found.duplicates]
+        if found.duplicates or found.unquoted:
+            refused = sorted([*found.duplicates, *found.unquoted.values()], key=lambda i: i[0])
+            return None, {}, [Problem(f"{file}:{n}", text) for n, text in refused]
         return loader.construct_document(node), found.lines, []
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -157,7 +157,10 @@ class Collector:
     ) -> dict[str, Any]:
         """Validate a raw message and return the record written to the log."""
         if check_size:
-            size = len(orjson.dumps(raw))
+            try:
+                size = len(orjson.dumps(raw))
+            except orjson.JSONEncodeError as exc:
+                raise _unserializable(exc, prefix) from None
             if size > self._settings.max_message_bytes:
                 raise PayloadTooLarge(
                     f"message is {size} bytes; the limit is {self._settings.max_message_bytes}",
@@ -168,11 +171,13 @@ class Collector:
         user = self._junk.clean(msg.get("userId"))
         anon = self._junk.clean(msg.get("anonymousId"))
         if user is None and anon is None:
-            bad = msg.get("userId") or msg.get("anonymousId")
+            sent_ids = [(k, msg[k]) for k in ("userId", "anonymousId") if msg.get(k)]
             raise InvalidInput(
-                f"identifier {bad!r} is a placeholder, not an identity",
+                f"identifier {sent_ids[0][1]!r} is a placeholder, not an identity",
                 hint="send a real userId, or a stable anonymousId for visitors",
-                problems=[Problem(f"{prefix}userId", f"{bad!r} is on the junk-value list")],
+                problems=[
+                    Problem(f"{prefix}{k}", f"{v!r} is on the junk-value list") for k, v in sent_ids
+                ],
             )
         original = msg.get("originalTimestamp") or msg.get("timestamp")
         sent = msg.get("sentAt")
@@ -195,7 +200,10 @@ class Collector:
         msg["timestamp"] = received_text if corrected == received_at else iso(corrected)
         msg["receivedAt"] = received_text
         if "messageId" not in msg:
-            msg["messageId"] = content_message_id(raw)
+            try:
+                msg["messageId"] = content_message_id(raw)
+            except orjson.JSONEncodeError as exc:
+                raise _unserializable(exc, prefix) from None
         msg["_meta"] = {"source": source}
         return msg
 
@@ -223,7 +231,11 @@ class Collector:
         if self.suppress is not None and self.suppress(msg):
             self.suppressed += 1
             return {"success": True, "accepted": 0, "duplicates": 0}
-        new = self._log.publish([(msg["messageId"], orjson.dumps(msg))])
+        try:
+            record = orjson.dumps(msg)
+        except orjson.JSONEncodeError as exc:
+            raise _unserializable(exc, "") from None
+        new = self._log.publish([(msg["messageId"], record)])
         return {"success": True, "accepted": new, "duplicates": 1 - new}
 
     def accept_batch(
@@ -258,21 +270,16 @@ class Collector:
                     received_iso=received_iso,
                 )
             except InvalidInput as exc:
-                bad.append(
-                    {
-                        "received_at": iso(received),
-                        "source": source,
-                        "reason": exc.message,
-                        "problems": [p.as_dict() for p in exc.problems],
-                        "payload": merged,
-                        "index": i,
-                    }
-                )
+                bad.append(_quarantined(exc, received_iso, source, merged, i))
                 continue
             if self.suppress is not None and self.suppress(msg):
                 self.suppressed += 1
                 continue
-            good.append((msg["messageId"], orjson.dumps(msg)))
+            try:
+                good.append((msg["messageId"], orjson.dumps(msg)))
+            except orjson.JSONEncodeError as exc:  # cheaper here than scanning every message
+                problem = _unserializable(exc, f"batch[{i}].")
+                bad.append(_quarantined(problem, received_iso, source, merged, i))
         if bad:
             ids = self._quarantine.add([{k: v for k, v in b.items() if k != "index"} for b in bad])
             for item, qid in zip(bad, ids, strict=True):
@@ -292,6 +299,53 @@ class Collector:
         result.accepted = new
         result.duplicates = len(good) - new
         return result
+
+
+def _unserializable(exc: TypeError, prefix: str) -> InvalidInput:
+    """The error for a message JSON cannot hold (an integer beyond 64 bits, an object)."""
+    return InvalidInput(
+        f"message cannot be stored as JSON: {exc}",
+        hint="send integers within 64 bits (larger ones as strings) and only JSON values",
+        problems=[Problem(prefix.rstrip(".") or "(message)", f"not storable as JSON: {exc}")],
+    )
+
+
+def _quarantined(
+    exc: InvalidInput, received_iso: str, source: str, payload: object, index: int
+) -> dict[str, Any]:
+    return {
+        "received_at": received_iso,
+        "source": source,
+        "reason": exc.message,
+        "problems": [p.as_dict() for p in exc.problems],
+        "payload": _storable(payload),
+        "index": index,
+    }
+
+
+def _storable(value: Any) -> Any:
+    """``value`` as JSON can hold it: what orjson cannot write becomes its text.
+
+    A quarantined payload is kept to be looked at and replayed; an integer beyond 64 bits in
+    it must not make the quarantine fail as well. (Only refused messages come through here.)
+    """
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _as_json(value)
+    return value
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(v) for v in value]
+    if value is None or isinstance(value, str | bool | float):
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**64:
+        return value
+    return str(value)
 
 
 def _merge_defaults(raw: object, defaults: Mapping[str, Any]) -> Any:

@@ -15,7 +15,15 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Final, Literal, NotRequired
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from personify.errors import InvalidInput, Problem
@@ -23,15 +31,48 @@ from personify.errors import InvalidInput, Problem
 MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 
 
-# Segment clients may send numeric ids; the spec treats ids as strings (coerced below).
-Identifier = Annotated[str, Field(max_length=1024)]
+_EXACT_FLOAT_INT: Final = 2**53  # beyond this a float no longer holds every integer
+_SEND_STRINGS: Final = "send identifiers as strings"
+_TIMESTAMP_FIELDS: Final = frozenset({"timestamp", "originalTimestamp", "sentAt"})
+_TIMESTAMP_EXPECTED: Final = (
+    "must be an ISO-8601 datetime such as 2026-11-24T10:00:00Z "
+    "(or with an offset, 2026-11-24T10:00:00+01:00)"
+)
+
+
+def _numeric_identifier(value: object) -> object:
+    """Numbers as the identity they name: ``42`` and ``42.0`` are both ``"42"``.
+
+    Segment clients may send numeric ids; the spec treats ids as strings. A float is taken
+    only when it is a whole number a float holds exactly (JSON parsers turn integers beyond
+    64 bits into such floats, so ``1.2345678901234568e+29`` is not the id that was meant).
+    """
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
+        if not value.is_integer():
+            raise ValueError(f"{value!r} is not a whole number; {_SEND_STRINGS}")
+        if not -_EXACT_FLOAT_INT < value < _EXACT_FLOAT_INT:
+            raise ValueError(f"{value!r} is too large to be exact (2**53); {_SEND_STRINGS}")
+        return str(int(value))
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value or value.isspace():
+        raise ValueError("must not be empty; omit it to let the server derive one")
+    return value
+
+
+Identifier = Annotated[str, BeforeValidator(_numeric_identifier), Field(max_length=1024)]
+MessageId = Annotated[Identifier, AfterValidator(_not_blank)]
 
 
 @with_config(ConfigDict(extra="allow", coerce_numbers_to_str=True))
 class _Base(TypedDict):
     # Field names follow the Segment spec. TypedDicts validate to plain dicts, several times
     # faster than models on this hot path.
-    messageId: NotRequired[Identifier]
+    messageId: NotRequired[MessageId]
     timestamp: NotRequired[datetime | None]
     originalTimestamp: NotRequired[datetime | None]
     sentAt: NotRequired[datetime | None]
@@ -89,6 +130,11 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "(message)"
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _problems(exc: ValidationError, prefix: str) -> list[Problem]:
     out: list[Problem] = []
     for err in exc.errors(include_url=False):
@@ -99,6 +145,12 @@ def _problems(exc: ValidationError, prefix: str) -> list[Problem]:
             msg = f"must be one of {', '.join(MESSAGE_TYPES)}"
         elif err["type"] == "missing":
             msg = "is required for this message type"
+        elif err["type"] == "value_error":
+            msg = str(err["ctx"]["error"])  # our own wording, without pydantic's prefix
+        elif err["loc"] and err["loc"][-1] in _TIMESTAMP_FIELDS:
+            msg = f"{_TIMESTAMP_EXPECTED}; got {_shown(err['input'])}"
+        elif err["type"] == "string_type" and where.endswith("Id") and err["input"] is not None:
+            msg = f"{msg}; {_SEND_STRINGS}"
         out.append(Problem(f"{prefix}{where}", msg))
     return out
 
@@ -109,9 +161,9 @@ def _problems(exc: ValidationError, prefix: str) -> list[Problem]:
 # through pydantic. Anything else, valid or not, returns None and goes through the models
 # above, which alone write the error messages; tests/unit/events/test_schema.py checks that
 # both paths give the same result.
-_ID, _TS, _OBJ, _EVENT, _TEXT, _TYPE = range(6)
+_ID, _TS, _OBJ, _EVENT, _TEXT, _TYPE, _MID = range(7)
 _BASE_FIELDS: Final = (
-    ("messageId", _ID, False, False),
+    ("messageId", _MID, False, False),
     ("timestamp", _TS, False, True),
     ("originalTimestamp", _TS, False, True),
     ("sentAt", _TS, False, True),
@@ -172,6 +224,9 @@ def _fast(raw: dict[Any, Any]) -> dict[str, Any] | None:
         if type(value) is str:
             if check == _ID:
                 if len(value) > 1024:
+                    return None
+            elif check == _MID:
+                if not value or value.isspace() or len(value) > 1024:
                     return None
             elif check == _TS:
                 value = _timestamp(value)

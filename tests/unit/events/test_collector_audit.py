@@ -1,0 +1,153 @@
+"""Inputs that used to change or lose a message silently, or to crash a batch.
+
+Each is refused (a single call) or quarantined (in a batch) with a problem that names the
+field as it was sent and says what to send instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.unit.helpers import T0, memory_engine
+
+from personify.clock import FixedClock
+from personify.config import Settings
+from personify.errors import InvalidInput
+from personify.events.schema import validate_message
+from personify.platform import build
+
+
+def _problems(exc: pytest.ExceptionInfo[InvalidInput]) -> list[tuple[str, str]]:
+    return [(p.field, p.message) for p in exc.value.problems]
+
+
+@pytest.mark.parametrize("message_id", ["", "   ", "\t"])
+def test_an_empty_message_id_is_refused_not_taken_as_a_duplicate(message_id: str) -> None:
+    p = memory_engine()[0]
+    first = {"type": "track", "event": "A", "userId": "u1", "messageId": message_id}
+    second = {"type": "track", "event": "B", "userId": "u2", "messageId": message_id}
+    result = p.collector.accept_batch([first, second], "web")
+    assert (result.accepted, result.duplicates) == (0, 0)
+    assert [q["problems"] for q in result.quarantined] == [
+        [
+            {
+                "field": f"batch[{i}].messageId",
+                "message": "must not be empty; omit it to let the server derive one",
+            }
+        ]
+        for i in (0, 1)
+    ]
+    with pytest.raises(InvalidInput) as info:
+        p.send("track", {"event": "A", "userId": "u1", "messageId": message_id})
+    assert info.value.status == 400
+    assert _problems(info)[0][0] == "messageId"
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        (42, "42"),
+        (4.2e1, "42"),
+        (-7.0, "-7"),
+        (2.0**53 - 1, "9007199254740991"),
+        (10**30, str(10**30)),
+    ],
+)
+def test_numeric_ids_become_the_integer_text(sent: Any, stored: str) -> None:
+    for name in ("userId", "anonymousId"):
+        assert validate_message({"type": "page", name: sent})[name] == stored
+
+
+@pytest.mark.parametrize(
+    ("sent", "why"),
+    [
+        (4.5, "is not a whole number"),
+        (1.2345678901234568e29, "is too large to be exact"),  # what JSON makes of 10**29 + ...
+        (2.0**53, "is too large to be exact"),
+        (float("nan"), "is not a whole number"),
+    ],
+)
+def test_other_numeric_ids_are_refused_on_the_field_sent(sent: float, why: str) -> None:
+    for name in ("userId", "anonymousId"):
+        with pytest.raises(InvalidInput) as info:
+            validate_message({"type": "page", name: sent}, prefix="batch[2].")
+        [(field, message)] = _problems(info)
+        assert field == f"batch[2].{name}"
+        assert why in message and message.endswith("send identifiers as strings")
+
+
+def test_a_float_id_and_the_integer_id_name_the_same_profile() -> None:
+    p = memory_engine()[0]
+    p.send("identify", {"userId": 42, "traits": {"a": 1}})
+    p.send("identify", {"userId": 4.2e1, "traits": {"b": 2}})
+    p.drain()
+    assert p.stores.profiles.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("ids", "fields"),
+    [
+        ({"anonymousId": "null"}, ["anonymousId"]),
+        ({"userId": "undefined"}, ["userId"]),
+        ({"userId": "null", "anonymousId": "none"}, ["userId", "anonymousId"]),
+    ],
+)
+def test_a_junk_identifier_is_reported_on_the_field_that_was_sent(
+    ids: dict[str, str], fields: list[str]
+) -> None:
+    p = memory_engine()[0]
+    result = p.collector.accept_batch([{"event": "A", "type": "track", **ids}], "web")
+    assert [q["field"] for q in result.quarantined[0]["problems"]] == [
+        f"batch[0].{f}" for f in fields
+    ]
+
+
+def test_an_integer_beyond_64_bits_is_quarantined_without_losing_the_batch(
+    tmp_path: Path,
+) -> None:
+    # SQLite quarantine: it stores payloads as JSON, so the payload must be storable too.
+    settings = Settings(data_dir=tmp_path, write_keys="wk=web", event_store_backend="memory")
+    p = build(settings, FixedClock(T0))
+    try:
+        good = {"type": "identify", "userId": "u1", "messageId": "m1", "traits": {"n": 1}}
+        huge = {"type": "identify", "userId": "u2", "messageId": "m2", "traits": {"n": 10**30}}
+        unnamed = {"type": "identify", "userId": "u3", "traits": {"n": 10**30}}
+        for check_size in (False, True):  # (importers skip the size check, the API does not)
+            result = p.collector.accept_batch(
+                [good, huge, unnamed], "import", check_size=check_size
+            )
+            assert [q["index"] for q in result.quarantined] == [1, 2]
+            problem = result.quarantined[0]["problems"][0]
+            assert problem["field"] == "batch[1]"
+            assert "not storable as JSON" in problem["message"]
+            assert "64" in result.quarantined[0]["reason"]
+        stored = p.quarantined(limit=10)
+        assert {q["payload"]["traits"]["n"] for q in stored} == {str(10**30)}
+        assert p.stores.log.count() == 1
+    finally:
+        p.close()
+
+
+def test_the_python_api_refuses_an_integer_beyond_64_bits_clearly() -> None:
+    p = memory_engine()[0]
+    with pytest.raises(InvalidInput) as info:
+        p.identify(user_id="u1", traits={"big": 10**30})
+    assert "cannot be stored as JSON" in info.value.message
+    assert info.value.hint is not None and "64 bits" in info.value.hint
+    assert p.stores.log.count() == 0
+
+
+@pytest.mark.parametrize(
+    "stamp", ["yesterday", "2026-11-24T10:00:00+25:00", "2026-02-30T10:00:00Z", []]
+)
+def test_a_bad_timestamp_says_what_is_expected_with_an_example(stamp: Any) -> None:
+    for name in ("timestamp", "originalTimestamp", "sentAt"):
+        with pytest.raises(InvalidInput) as info:
+            validate_message({"type": "page", "userId": "u", name: stamp})
+        [(field, message)] = _problems(info)
+        assert field == name
+        assert message.startswith("must be an ISO-8601 datetime such as 2026-11-24T10:00:00Z")
+        assert "+01:00" in message and repr(stamp) in message
+        assert "Input should be" not in message
