@@ -34,7 +34,9 @@ def _validate_gadget(key: str, entry: Any, plan: Plan) -> list[Problem]:
 
 @pytest.fixture(autouse=True)
 def test_sections() -> Iterator[None]:
-    saved = dict(workspace._SECTIONS)
+    # The real sections first: a module importing later would register into the dict this
+    # restores, and be lost to every test that runs after this one.
+    saved = workspace.sections()
     register_section("gadgets", _validate_gadget, kind="gadget", to_body=lambda e: {"items": e})
     register_section("widgets", _validate_widget, kind="widget")
     yield
