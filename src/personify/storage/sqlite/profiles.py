@@ -147,20 +147,20 @@ class SqlProfileStore:
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
 
-    def get_many(self, profile_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        ids = list(dict.fromkeys(profile_ids))
-        out: dict[str, dict[str, Any]] = {}
+    def _rows_in(self, select: str, column: str, values: Iterable[str]) -> Iterator[Any]:
+        """Rows of ``select ... WHERE column IN (values)``, in chunks under SQLite's limit on
+        parameters (each distinct value asked once)."""
+        wanted = list(dict.fromkeys(values))
         with self._engine.connect() as con:
-            for i in range(0, len(ids), _CHUNK):
-                chunk = ids[i : i + _CHUNK]
-                rows = con.exec_driver_sql(
-                    f"SELECT profile_id, doc FROM profiles WHERE profile_id IN "
-                    f"({self._marks(len(chunk))})",
-                    tuple(chunk),
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i : i + _CHUNK]
+                yield from con.exec_driver_sql(
+                    f"{select} WHERE {column} IN ({self._marks(len(chunk))})", tuple(chunk)
                 )
-                for pid, doc in rows:
-                    out[pid] = orjson.loads(doc)
-        return out
+
+    def get_many(self, profile_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        rows = self._rows_in("SELECT profile_id, doc FROM profiles", "profile_id", profile_ids)
+        return {pid: orjson.loads(doc) for pid, doc in rows}
 
     def lookup_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         by_kind: dict[str, list[str]] = {}
@@ -295,18 +295,8 @@ class SqlProfileStore:
         return removed
 
     def merged_into(self, profile_ids: Iterable[str]) -> list[str]:
-        ids = list(dict.fromkeys(profile_ids))
-        out: list[str] = []
-        with self._engine.connect() as con:
-            for i in range(0, len(ids), _CHUNK):
-                chunk = ids[i : i + _CHUNK]
-                rows = con.exec_driver_sql(
-                    f"SELECT profile_id FROM profiles WHERE merged_into IN "
-                    f"({self._marks(len(chunk))})",
-                    tuple(chunk),
-                )
-                out += rows.scalars()
-        return out
+        rows = self._rows_in("SELECT profile_id FROM profiles", "merged_into", profile_ids)
+        return [str(pid) for (pid,) in rows]
 
     def close(self) -> None:
         self._engine.dispose()
