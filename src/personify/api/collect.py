@@ -10,21 +10,23 @@ from starlette.concurrency import run_in_threadpool
 
 from personify.api.deps import Engine, basic_username
 from personify.errors import InvalidInput, PayloadTooLarge, Problem
+from personify.events.collector import SHRINK_THE_MESSAGE, SPLIT_THE_BATCH
 from personify.events.schema import MESSAGE_TYPES
 
 router = APIRouter(tags=["collect"])
 
 
-async def _read(request: Request, limit: int) -> bytes:
+async def _read(request: Request, limit: int, too_large_hint: str) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
-            f"body is {declared} bytes; the limit is {limit}",
-            hint="split the batch into smaller requests",
+            f"body is {declared} bytes; the limit is {limit}", hint=too_large_hint
         )
     body = await request.body()
     if len(body) > limit:
-        raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {limit}")
+        raise PayloadTooLarge(
+            f"body is {len(body)} bytes; the limit is {limit}", hint=too_large_hint
+        )
     return body
 
 
@@ -32,8 +34,10 @@ async def _read(request: Request, limit: int) -> bytes:
 async def batch(request: Request, p: Engine) -> Response:
     """Accept up to 2,500 messages; invalid ones are quarantined, not dropped."""
     limits = p.settings.collect
-    body = await _read(request, limits.max_batch_bytes)
-    data = p.collector.decode(body, request.headers.get("content-encoding"), limits.max_batch_bytes)
+    body = await _read(request, limits.max_batch_bytes, SPLIT_THE_BATCH)
+    data = p.collector.decode(
+        body, request.headers.get("content-encoding"), limits.max_batch_bytes, SPLIT_THE_BATCH
+    )
     source = p.collector.authenticate(
         basic_username(request.headers.get("authorization")), data.get("writeKey")
     )
@@ -51,6 +55,13 @@ async def batch(request: Request, p: Engine) -> Response:
     defaults: dict[str, Any] = {
         k: data[k] for k in ("context", "integrations", "sentAt") if k in data
     }
+    for key in ("context", "integrations"):  # merged into each message, so objects only
+        if key in defaults and not isinstance(defaults[key], dict):
+            raise InvalidInput(
+                f"the batch-level {key!r} must be an object, got {type(defaults[key]).__name__}",
+                hint=f'send {key} as a JSON object, e.g. "{key}": {{}}, or leave it out',
+                problems=[Problem(key, "must be an object")],
+            )
     async with p.admitted(len(messages)):
         result = await run_in_threadpool(
             p.collector.accept_batch, messages, source, defaults=defaults
@@ -61,8 +72,10 @@ async def batch(request: Request, p: Engine) -> Response:
 def _single(kind: str) -> Any:
     async def endpoint(request: Request, p: Engine) -> dict[str, Any]:
         limit = p.settings.collect.max_message_bytes
-        body = await _read(request, max(limit, 1024))
-        data = p.collector.decode(body, request.headers.get("content-encoding"), limit)
+        body = await _read(request, max(limit, 1024), SHRINK_THE_MESSAGE)
+        data = p.collector.decode(
+            body, request.headers.get("content-encoding"), limit, SHRINK_THE_MESSAGE
+        )
         source = p.collector.authenticate(
             basic_username(request.headers.get("authorization")), data.get("writeKey")
         )

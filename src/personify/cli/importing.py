@@ -16,8 +16,12 @@ from personify.cli.common import console, friendly_errors, progress
 app = typer.Typer(help="Import files: Online Retail, customer CSV, newline-delimited Segment JSON.")
 
 
-def run_import(converter: Any, source: str) -> dict[str, Any]:
-    """Feed a converter's messages to the engine with progress bars; return a summary."""
+def run_import(converter: Any, source: str, *, check_size: bool = False) -> dict[str, Any]:
+    """Feed a converter's messages to the engine with progress bars; return a summary.
+
+    ``check_size`` applies the HTTP per-message size limit, for files whose messages come
+    as written by someone else (NDJSON); the table converters build their own messages.
+    """
     from personify.events.importers.base import ImportProblem
     from personify.platform import build
 
@@ -46,7 +50,9 @@ def run_import(converter: Any, source: str) -> dict[str, Any]:
                     yield item
 
             try:
-                result = p.ingest(items(), source, locate=_locator(converter, lines))
+                result = p.ingest(
+                    items(), source, check_size=check_size, locate=_locator(converter, lines)
+                )
             finally:  # the lines set aside are kept even if ingestion fails
                 if problems:
                     p.collector.quarantine_raw(problems, source)
@@ -105,7 +111,10 @@ def customers(
 @app.command("ndjson")
 @friendly_errors
 def ndjson(path: Path = typer.Argument(..., help="Newline-delimited Segment messages.")) -> None:
-    """Each line is one Segment message; bad lines go to the quarantine with their number."""
+    """Each line is one Segment message; bad lines go to the quarantine with their number.
+
+    A message over the HTTP size limit (32 KB by default) is quarantined, as /v1/batch does.
+    """
     from personify.events.importers.ndjson import NdjsonConverter
 
-    run_import(NdjsonConverter(path), "import:ndjson")
+    run_import(NdjsonConverter(path), "import:ndjson", check_size=True)

@@ -20,7 +20,9 @@ def show(
     anonymous_id: str | None = typer.Option(None, "--anonymous-id"),
     email: str | None = typer.Option(None, "--email"),
     phone: str | None = typer.Option(None, "--phone"),
-    events: int = typer.Option(10, help="How many recent events to list (0: none)."),
+    events: int = typer.Option(
+        10, min=0, max=1000, help="How many recent events to list (0: none)."
+    ),
 ) -> None:
     """Show one profile: identities, traits with provenance, computed traits, recent events."""
     from personify.platform import build

@@ -20,7 +20,7 @@ app = typer.Typer(help="Quarantined (dead-letter) messages.")
 @friendly_errors
 def list_items(
     status: str = typer.Option("quarantined", help="quarantined, replayed or all."),
-    limit: int = typer.Option(50),
+    limit: int = typer.Option(50, min=1, max=1000, help="How many to list."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
     """List quarantined messages with the reason each was refused."""

@@ -31,6 +31,10 @@ from personify.identity.normalize import JunkFilter
 from personify.profiles.records import iso
 from personify.storage.ports import EventLog, QuarantineStore
 
+# What to do about a body over its size limit, by what the body holds (see ``decode``).
+SPLIT_THE_BATCH = "split the batch into smaller requests"
+SHRINK_THE_MESSAGE = "move large payloads out of the event (send ids, not blobs)"
+
 
 @dataclass
 class BatchResult:
@@ -102,8 +106,14 @@ class Collector:
             )
         return source
 
-    def decode(self, body: bytes, encoding: str | None, limit: int) -> dict[str, Any]:
-        """Decompress (gzip/deflate) and parse a JSON object body within ``limit`` bytes."""
+    def decode(
+        self, body: bytes, encoding: str | None, limit: int, too_large_hint: str
+    ) -> dict[str, Any]:
+        """Decompress (gzip/deflate) and parse a JSON object body within ``limit`` bytes.
+
+        ``too_large_hint`` tells the sender what to do about a body over ``limit``: a batch
+        can be split (:data:`SPLIT_THE_BATCH`), one message cannot (:data:`SHRINK_THE_MESSAGE`).
+        """
         encoding = (encoding or "identity").strip().lower()
         if encoding == "gzip":
             try:
@@ -126,8 +136,7 @@ class Collector:
             )
         if len(body) > limit:
             raise PayloadTooLarge(
-                f"body is {len(body)} bytes; the limit is {limit}",
-                hint="split the batch into smaller requests",
+                f"body is {len(body)} bytes; the limit is {limit}", hint=too_large_hint
             )
         try:
             data = orjson.loads(body)
@@ -164,7 +173,7 @@ class Collector:
             if size > self._settings.max_message_bytes:
                 raise PayloadTooLarge(
                     f"message is {size} bytes; the limit is {self._settings.max_message_bytes}",
-                    hint="move large payloads out of the event (send ids, not blobs)",
+                    hint=SHRINK_THE_MESSAGE,
                     problems=[Problem(prefix.rstrip(".") or "(message)", "message too large")],
                 )
         msg = validate_message(raw, prefix=prefix)

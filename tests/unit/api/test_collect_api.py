@@ -117,6 +117,37 @@ def test_a_message_over_32kb_gets_413(client: TestClient) -> None:
     assert resp.status_code == 413
 
 
+@pytest.mark.parametrize("sent", ["plain", "gzip", "chunked"])
+@pytest.mark.parametrize("kind", ["track", "identify", "page"])
+def test_an_oversized_single_message_is_told_to_move_payloads_out_not_to_split(
+    client: TestClient, kind: str, sent: str
+) -> None:
+    body = orjson.dumps({"userId": "u", "event": "E", "properties": {"x": "a" * 40_000}})
+    content: Any = {"plain": body, "gzip": gzip.compress(body), "chunked": iter([body])}[sent]
+    headers = {**AUTH, "Content-Encoding": "gzip"} if sent == "gzip" else AUTH
+    resp = client.post(f"/v1/{kind}", content=content, headers=headers)
+    assert resp.status_code == 413
+    assert "out of the event" in resp.json()["hint"]
+    assert "batch" not in resp.json()["hint"]
+
+
+def test_an_oversized_batch_is_still_told_to_split(client: TestClient) -> None:
+    big = {"batch": [{"type": "track", "userId": "u", "event": "E", "x": "a" * 600_000}]}
+    assert "split the batch" in post(client, "/v1/batch", big).json()["hint"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("context", 5), ("integrations", "x")])
+def test_a_batch_level_default_that_is_not_an_object_gets_400_naming_it(
+    client: TestClient, engine: Personify, field: str, value: object
+) -> None:
+    batch = {"batch": [{"type": "track", "userId": "u1", "event": "E"}], field: value}
+    resp = post(client, "/v1/batch", batch)
+    assert resp.status_code == 400
+    assert resp.json()["problems"] == [{"field": field, "message": "must be an object"}]
+    assert f"'{field}' must be an object" in resp.json()["message"]
+    assert engine.stores.log.count() == 0
+
+
 def test_batch_over_500kb_or_2500_messages_gets_413(client: TestClient) -> None:
     big = {
         "batch": [{"type": "track", "userId": "u", "event": "E", "properties": {"x": "a" * 20_000}}]

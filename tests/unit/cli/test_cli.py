@@ -92,3 +92,34 @@ def test_a_typo_in_a_setting_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> N
     result = runner.invoke(app, ["quarantine", "list"])
     assert result.exit_code == 2
     assert "PERSONIFY_DATA_DIRR" in result.output
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "1001"])
+def test_quarantine_list_refuses_a_limit_the_api_would_refuse(limit: str) -> None:
+    result = runner.invoke(app, ["quarantine", "list", "--limit", limit])
+    assert result.exit_code == 2
+    assert "--limit" in result.output and "in all" not in result.output
+
+
+@pytest.mark.parametrize("events", ["-5", "1001"])
+def test_profiles_show_refuses_a_bad_events_count_before_printing(
+    tmp_path: Path, events: str
+) -> None:
+    runner.invoke(app, ["import", "ndjson", str(write_ndjson(tmp_path / "e.ndjson"))])
+    result = runner.invoke(app, ["profiles", "show", "--user-id", "u1", "--events", events])
+    assert result.exit_code == 2
+    assert "--events" in result.output
+    assert "traits" not in result.output  # nothing of the profile was printed first
+
+
+def test_import_ndjson_quarantines_a_message_over_the_http_size_limit(tmp_path: Path) -> None:
+    big = {"type": "track", "userId": "u1", "event": "E", "properties": {"x": "a" * 40_000}}
+    size = len(orjson.dumps(big))
+    path = tmp_path / "e.ndjson"
+    path.write_bytes(orjson.dumps(big) + b"\n" + orjson.dumps({**big, "properties": {}}) + b"\n")
+    result = runner.invoke(app, ["import", "ndjson", str(path)])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"accepted\s*│\s*1\s", result.output), result.output
+    listed = runner.invoke(app, ["quarantine", "list", "--json"])
+    # the reason the HTTP batch path gives, named by the line as other import problems are
+    assert f"line 1: message is {size} bytes; the limit is 32768" in listed.output

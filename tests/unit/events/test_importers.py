@@ -352,6 +352,26 @@ def test_customer_xlsx_is_read_like_csv(tmp_path: Path) -> None:
     assert message["traits"] == {"orders": 3, "city": "Leeds"}
 
 
+@pytest.mark.parametrize("name", ["crm.csv", "crm.csv.gz", "crm.xlsx"])
+def test_a_customer_table_with_a_repeated_column_name_is_refused(tmp_path: Path, name: str) -> None:
+    frame = pd.DataFrame(
+        [["u1", "a@x.io", "Ada", "b@x.io", "ada"]],
+        columns=["user_id", "email", "name", "email", "name"],
+    )
+    path = _write(frame, tmp_path / name)
+    with pytest.raises(InvalidInput, match="email, name") as info:
+        list(CustomerCsvConverter(path).messages())
+    assert "more than once" in info.value.message
+    assert info.value.hint is not None and "rename or remove" in info.value.hint
+
+
+def test_a_column_named_like_a_renamed_duplicate_is_kept(customer_file: CustomerFile) -> None:
+    path = customer_file("user_id,email,email.1\nu1,a@x.io,b@x.io\n")
+    [message] = list(CustomerCsvConverter(path).messages())
+    assert isinstance(message, dict)
+    assert message["traits"] == {"email": "a@x.io", "email.1": "b@x.io"}
+
+
 # --- NDJSON ------------------------------------------------------------------------------------
 
 TRACK = {"type": "track", "event": "Signed Up", "userId": "u1", "properties": {"plan": "pro"}}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -131,7 +132,14 @@ class CustomerCsvConverter:
     def _read(self) -> pd.DataFrame:
         if self._frame is None:
             required = [self.id_column] if self.id_column else []
-            self._frame = read_table(self.path, required=required, text=True)
+            frame = read_table(self.path, required=required, text=True)
+            repeated = ", ".join(_repeated_columns(self.path, frame))
+            if repeated:
+                raise InvalidInput(
+                    f"{self.path.name} has these column names more than once: {repeated}",
+                    hint="rename or remove the extra column(s) so each trait has one column",
+                )
+            self._frame = frame
         return self._frame
 
     def _find_id_column(self, frame: pd.DataFrame) -> str:
@@ -146,6 +154,22 @@ class CustomerCsvConverter:
             f"found: {found})",
             hint="name the column that holds the user id with id_column (--id-column)",
         )
+
+
+def _repeated_columns(path: Path, frame: pd.DataFrame) -> list[str]:
+    """Names the header of ``path`` holds more than once, in header order.
+
+    pandas renames a repeated CSV/xlsx column (``email``, ``email.1``), which would store a
+    trait ``email.1``; only the header as written tells such a copy from a real ``email.1``.
+    """
+    kind = table_kind(path)
+    if kind == "parquet":
+        names = [str(c) for c in frame.columns]
+    else:
+        read = pd.read_csv if kind == "csv" else pd.read_excel
+        names = read(path, header=None, nrows=1, dtype=str, na_filter=False).iloc[0].tolist()
+    counts = Counter(name for name in names if name)
+    return [name for name, n in counts.items() if n > 1]
 
 
 def _parse_times(column: pd.Series) -> list[str | None]:
