@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import base64
 import gzip
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.helpers import memory_engine
 
-from personify.api.app import create_app
 from personify.facade import Personify
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
-
-
-@pytest.fixture
-def engine() -> Personify:
-    return memory_engine()[0]
-
-
-@pytest.fixture
-def client(engine: Personify) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as c:
-        yield c
 
 
 def post(client: TestClient, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:

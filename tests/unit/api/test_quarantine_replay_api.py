@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
-import pytest
 from fastapi.testclient import TestClient
-from tests.unit.helpers import memory_engine
 
-from personify.api.app import create_app
 from personify.facade import Personify
 
 WRITE = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
 ADMIN = {"Authorization": "Bearer admin"}
 NO_TYPE = {"userId": "b2", "event": "X", "messageId": "d2"}
-
-
-@pytest.fixture
-def engine() -> Personify:
-    return memory_engine()[0]
-
-
-@pytest.fixture
-def client(engine: Personify) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as c:
-        yield c
 
 
 def quarantine_one(client: TestClient, message: dict[str, Any]) -> dict[str, Any]:
