@@ -118,7 +118,7 @@ class Collector:
         if encoding == "gzip":
             try:
                 body = _bounded_inflate(
-                    body, 16 + zlib.MAX_WBITS, self._settings.max_decompressed_bytes
+                    body, 16 + zlib.MAX_WBITS, self._settings.max_decompressed_bytes, too_large_hint
                 )
             except (OSError, EOFError, zlib.error) as exc:
                 raise UnsupportedMedia(
@@ -127,7 +127,9 @@ class Collector:
                 ) from None
         elif encoding == "deflate":
             try:
-                body = _bounded_inflate(body, zlib.MAX_WBITS, self._settings.max_decompressed_bytes)
+                body = _bounded_inflate(
+                    body, zlib.MAX_WBITS, self._settings.max_decompressed_bytes, too_large_hint
+                )
             except (EOFError, zlib.error) as exc:
                 raise UnsupportedMedia(f"body is not valid deflate data: {exc}") from None
         elif encoding != "identity":
@@ -373,14 +375,12 @@ def _merge_defaults(raw: object, defaults: Mapping[str, Any]) -> Any:
     return merged
 
 
-def _bounded_inflate(body: bytes, wbits: int, limit: int) -> bytes:
+def _bounded_inflate(body: bytes, wbits: int, limit: int, too_large_hint: str) -> bytes:
     """Decompress at most ``limit`` bytes (a small gzip bomb cannot exhaust memory)."""
     d = zlib.decompressobj(wbits)
     out = d.decompress(body, limit + 1)
     if len(out) > limit:
-        raise PayloadTooLarge(
-            f"decompressed body exceeds {limit} bytes", hint="send smaller batches"
-        )
+        raise PayloadTooLarge(f"decompressed body exceeds {limit} bytes", hint=too_large_hint)
     if not d.eof:
         raise EOFError("truncated compressed stream")
     return out

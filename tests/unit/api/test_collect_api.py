@@ -117,6 +117,17 @@ def test_an_oversized_single_message_is_told_to_move_payloads_out_not_to_split(
     assert "batch" not in resp.json()["hint"]
 
 
+def test_a_single_message_that_inflates_past_the_limit_is_told_to_shrink_the_message(
+    client: TestClient, engine: Personify
+) -> None:
+    limit = engine.settings.collect.max_decompressed_bytes
+    bomb = b'{"userId": "u", "event": "E", "x": "' + b"a" * limit + b'"}'
+    headers = {**AUTH, "Content-Encoding": "gzip"}
+    resp = client.post("/v1/track", content=gzip.compress(bomb), headers=headers)
+    assert resp.status_code == 413 and "decompressed" in resp.json()["message"]
+    assert "out of the event" in resp.json()["hint"]
+
+
 def test_an_oversized_batch_is_still_told_to_split(client: TestClient) -> None:
     big = {"batch": [{"type": "track", "userId": "u", "event": "E", "x": "a" * 600_000}]}
     assert "split the batch" in post(client, "/v1/batch", big).json()["hint"]
