@@ -47,6 +47,12 @@ if TYPE_CHECKING:
     from personify.privacy.service import Privacy
 
 LOOKUP_KINDS = ("user_id", "anonymous_id", "email", "phone")
+# Sources of the table importers, which build their own messages (an Online Retail invoice
+# carries all its lines and may pass 32 KB). Everything else (HTTP, NDJSON files) is held to
+# the per-message size limit, when replayed too.
+ONLINE_RETAIL_SOURCE = "import:online_retail"
+CUSTOMER_CSV_SOURCE = "import:csv"
+BUILT_MESSAGE_SOURCES = frozenset({ONLINE_RETAIL_SOURCE, CUSTOMER_CSV_SOURCE})
 
 
 @dataclass
@@ -400,6 +406,8 @@ class Personify:
         The stored item changes only when the replay succeeds: a corrected ``payload`` that is
         still invalid is answered with its problems and the original payload and reason stay.
         An import line that never parsed (``{"_line", "_raw"}``) needs a corrected ``payload``.
+        The per-message size limit applies as it did when the item came in (not to messages
+        the table importers built: :data:`BUILT_MESSAGE_SOURCES`).
         """
         item = self.stores.quarantine.get(item_id)
         if item is None:
@@ -417,7 +425,7 @@ class Personify:
                 raw,
                 source=item["source"] or "replay",
                 received_at=datetime.fromisoformat(item["received_at"]),
-                check_size=False,
+                check_size=item["source"] not in BUILT_MESSAGE_SOURCES,
             )
         except InvalidInput as exc:
             # Nothing is written: a bad correction must not replace the original message.

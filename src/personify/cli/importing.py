@@ -92,8 +92,9 @@ def _locator(converter: Any, lines: array[int]) -> Callable[[int], str] | None:
 def online_retail(path: Path = typer.Argument(..., help="The UCI Online Retail file.")) -> None:
     """Invoices become Order Completed, cancellations Order Refunded; guests stay anonymous."""
     from personify.events.importers.online_retail import OnlineRetailConverter
+    from personify.facade import ONLINE_RETAIL_SOURCE
 
-    run_import(OnlineRetailConverter(path), "import:online_retail")
+    run_import(OnlineRetailConverter(path), ONLINE_RETAIL_SOURCE)
 
 
 @app.command("customers")
@@ -104,8 +105,9 @@ def customers(
 ) -> None:
     """Each row becomes an identify call with the other columns as traits."""
     from personify.events.importers.customers_csv import CustomerCsvConverter
+    from personify.facade import CUSTOMER_CSV_SOURCE
 
-    run_import(CustomerCsvConverter(path, id_column=id_column), "import:csv")
+    run_import(CustomerCsvConverter(path, id_column=id_column), CUSTOMER_CSV_SOURCE)
 
 
 @app.command("ndjson")

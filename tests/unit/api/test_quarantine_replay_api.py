@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from personify.facade import Personify
+from personify.facade import ONLINE_RETAIL_SOURCE, Personify
 
 WRITE = {"Authorization": "Basic " + base64.b64encode(b"wk:").decode()}
 ADMIN = {"Authorization": "Bearer admin"}
@@ -76,3 +76,42 @@ def test_a_raw_import_line_asks_for_a_corrected_payload(
     assert "must be one of" not in body["reason"]
     assert '"payload"' in body["hint"]
     assert engine.stores.quarantine.get(item["id"]) == item
+
+
+def test_a_message_quarantined_for_its_size_stays_quarantined_when_replayed(
+    client: TestClient, engine: Personify
+) -> None:
+    big = {"type": "track", "userId": "u9", "event": "E", "properties": {"x": "a" * 40_000}}
+    item = quarantine_one(client, big)
+    assert "limit" in item["reason"]
+    body = client.post(f"/v1/quarantine/{item['id']}/replay", headers=ADMIN).json()
+    assert body["status"] == "quarantined" and "limit" in body["reason"]
+    assert engine.stores.log.count() == 0
+
+
+def test_an_invoice_the_online_retail_importer_built_replays_whatever_its_size(
+    client: TestClient, engine: Personify
+) -> None:
+    lines = [{"product_id": f"sku-{i}", "name": "x" * 100, "quantity": 1} for i in range(400)]
+    invoice = {
+        "type": "track",
+        "userId": "17850",
+        "event": "Order Completed",
+        "messageId": "online-retail:536365",
+        "timestamp": "2010-12-01T08:26:00Z",
+        "properties": {"order_id": "536365", "products": lines},
+    }
+    assert len(orjson.dumps(invoice)) > engine.settings.collect.max_message_bytes
+    (qid,) = engine.stores.quarantine.add(
+        [
+            {
+                "received_at": "2026-11-24T10:00:00+00:00",
+                "source": ONLINE_RETAIL_SOURCE,
+                "reason": "line 3: held back with its invoice",
+                "problems": [],
+                "payload": invoice,
+            }
+        ]
+    )
+    body = client.post(f"/v1/quarantine/{qid}/replay", headers=ADMIN).json()
+    assert body == {"id": qid, "status": "replayed", "accepted": 1}
