@@ -52,8 +52,8 @@ async def batch(request: Request, p: Engine) -> Response:
             f"batch has {len(messages)} messages; the limit is {limits.max_batch_messages}",
             hint="split the batch",
         )
-    defaults: dict[str, Any] = {
-        k: data[k] for k in ("context", "integrations", "sentAt") if k in data
+    defaults: dict[str, Any] = {  # null counts as absent, as it always did
+        k: data[k] for k in ("context", "integrations", "sentAt") if data.get(k) is not None
     }
     for key in ("context", "integrations"):  # merged into each message, so objects only
         if key in defaults and not isinstance(defaults[key], dict):

@@ -145,6 +145,15 @@ def test_a_batch_level_default_that_is_not_an_object_gets_400_naming_it(
     assert engine.stores.log.count() == 0
 
 
+def test_a_batch_level_null_context_is_taken_as_absent(
+    client: TestClient, engine: Personify
+) -> None:
+    batch = {"batch": [{"type": "track", "userId": "u1", "event": "E"}], "context": None}
+    resp = post(client, "/v1/batch", batch)
+    assert resp.status_code == 200 and resp.json()["accepted"] == 1
+    assert engine.stores.log.count() == 1
+
+
 def test_batch_over_500kb_or_2500_messages_gets_413(client: TestClient) -> None:
     big = {
         "batch": [{"type": "track", "userId": "u", "event": "E", "properties": {"x": "a" * 20_000}}]
