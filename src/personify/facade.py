@@ -251,31 +251,15 @@ class Personify:
         total = BatchResult()
         offset = 0
         for chunk in _chunks(messages, batch_size):
-            result = self.collector.accept_batch(chunk, source, check_size=check_size)
+            named = None if locate is None else (lambda i, at=offset: locate(at + i))
+            result = self.collector.accept_batch(chunk, source, check_size=check_size, locate=named)
             total.accepted += result.accepted
             total.duplicates += result.duplicates
             for item in result.quarantined:
-                if locate is not None:
-                    self._relabel(item, locate(offset + item["index"]))
                 item["index"] += offset
                 total.quarantined.append(item)
             offset += len(chunk)
         return total
-
-    def _relabel(self, item: dict[str, Any], label: str) -> None:
-        """Name a quarantined message by ``label`` instead of ``batch[i]``, stored too.
-
-        (A ``prefix`` parameter on ``Collector.accept_batch`` would write the label once.)
-        """
-        here = f"batch[{item['index']}]"
-
-        def named(text: str) -> str:
-            return text.replace(here + ".", label + ": ").replace(here, label)
-
-        reason = item["reason"].replace(here + ".", "").replace(here, "the message")
-        item["reason"] = f"{label}: {reason}"
-        item["problems"] = [{**p, "field": named(p["field"])} for p in item["problems"]]
-        self.stores.quarantine.update(item["id"], reason=item["reason"], problems=item["problems"])
 
     # -- profiles ---------------------------------------------------------------------------
     def lookup(self, kind: str, value: str) -> str:

@@ -257,11 +257,13 @@ class Collector:
         defaults: Mapping[str, Any] | None = None,
         check_size: bool = True,
         received_at: datetime | None = None,
+        locate: Callable[[int], str] | None = None,
     ) -> BatchResult:
         """Accept many messages: valid ones become durable, invalid ones are quarantined.
 
         ``defaults`` are batch-level ``context``/``integrations``/``sentAt`` merged into each
-        message (message fields win).
+        message (message fields win). Problems name a message ``batch[i]``, or as ``locate(i)``
+        says where it came from (``line 1303: timestamp ...`` for an imported file).
         """
         received = received_at or self._clock.now()
         received_iso = iso(received)
@@ -271,17 +273,19 @@ class Collector:
         bad: list[dict[str, Any]] = []
         for i, raw in enumerate(raws):
             merged = _merge_defaults(raw, defaults)
+            prefix = f"batch[{i}]." if locate is None else ""
             try:
                 msg = self.normalize(
                     merged,
                     source=source,
                     received_at=received,
-                    prefix=f"batch[{i}].",
+                    prefix=prefix,
                     check_size=check_size,
                     received_iso=received_iso,
                 )
             except InvalidInput as exc:
-                bad.append(_quarantined(exc, received_iso, source, merged, i))
+                problem = exc if locate is None else _located(exc, locate(i))
+                bad.append(_quarantined(problem, received_iso, source, merged, i))
                 continue
             if self.suppress is not None and self.suppress(msg):
                 self.suppressed += 1
@@ -289,7 +293,8 @@ class Collector:
             try:
                 good.append((msg["messageId"], orjson.dumps(msg)))
             except orjson.JSONEncodeError as exc:  # cheaper here than scanning every message
-                problem = _unserializable(exc, f"batch[{i}].")
+                problem = _unserializable(exc, prefix)
+                problem = problem if locate is None else _located(problem, locate(i))
                 bad.append(_quarantined(problem, received_iso, source, merged, i))
         if bad:
             ids = self._quarantine.add([{k: v for k, v in b.items() if k != "index"} for b in bad])
@@ -318,6 +323,18 @@ def _unserializable(exc: TypeError, prefix: str) -> InvalidInput:
         f"message cannot be stored as JSON: {exc}",
         hint="send integers within 64 bits (larger ones as strings) and only JSON values",
         problems=[Problem(prefix.rstrip(".") or "(message)", f"not storable as JSON: {exc}")],
+    )
+
+
+def _located(exc: InvalidInput, where: str) -> InvalidInput:
+    """``exc`` (raised with no field prefix) naming the message by ``where``."""
+    return InvalidInput(
+        f"{where}: {exc.message}",
+        hint=exc.hint,
+        problems=[
+            Problem(where if p.field == "(message)" else f"{where}: {p.field}", p.message)
+            for p in exc.problems
+        ],
     )
 
 
