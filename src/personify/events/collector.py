@@ -12,8 +12,8 @@ import hashlib
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 import orjson
 
@@ -34,6 +34,11 @@ from personify.storage.ports import EventLog, QuarantineStore
 # What to do about a body over its size limit, by what the body holds (see ``decode``).
 SPLIT_THE_BATCH = "split the batch into smaller requests"
 SHRINK_THE_MESSAGE = "move large payloads out of the event (send ids, not blobs)"
+# The times an event may be placed at, after clock-skew correction: not before the Unix
+# epoch (earlier dates are defaults or parsing errors, not events), and not more than a day
+# after it was received (a client clock that far ahead without a sentAt to correct it).
+EARLIEST_EVENT: Final = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE: Final = timedelta(days=1)
 
 
 @dataclass
@@ -196,10 +201,15 @@ class Collector:
             original = original.replace(tzinfo=received_at.tzinfo)
         if sent is not None and sent.tzinfo is None:
             sent = sent.replace(tzinfo=received_at.tzinfo)
-        if original is not None and sent is not None:
-            corrected = received_at - (sent - original)
-        else:
-            corrected = original or received_at
+        try:
+            if original is not None and sent is not None:
+                corrected: datetime | None = received_at - (sent - original)
+            else:
+                corrected = original or received_at
+        except OverflowError:  # e.g. sentAt in year 1 and timestamp in year 9999
+            corrected = None
+        if corrected is None or not (EARLIEST_EVENT <= corrected <= received_at + FUTURE_TOLERANCE):
+            raise _out_of_range(msg, corrected, prefix)
         # Client timestamps are kept as the client wrote them (already validated above).
         for name, value in (("sentAt", sent), ("originalTimestamp", original)):
             if value is not None:
@@ -404,3 +414,22 @@ def _bounded_inflate(body: bytes, wbits: int, limit: int, too_large_hint: str) -
 
 
 __all__ = ["BatchResult", "Collector", "content_message_id"]
+
+
+def _out_of_range(msg: Mapping[str, Any], corrected: datetime | None, prefix: str) -> InvalidInput:
+    """The error for a message whose time falls outside ``EARLIEST_EVENT`` .. receipt plus
+    ``FUTURE_TOLERANCE``: it names the fields that placed it there."""
+    given = [f for f in ("timestamp", "originalTimestamp", "sentAt") if msg.get(f) is not None]
+    names = " and ".join(given) or "timestamp"
+    where = "outside the representable dates" if corrected is None else iso(corrected)[:10]
+    at = where if corrected is None else f"at {where}"
+    problem = (
+        f"{names} place{'s' if len(given) < 2 else ''} the event {at}: accepted times "
+        f"run from {EARLIEST_EVENT:%Y-%m-%d} to one day after receipt; send when the event "
+        "happened, e.g. 2026-11-24T10:00:00Z (and sentAt when the batch was sent)"
+    )
+    return InvalidInput(
+        f"the event's time ({where}) is out of range",
+        hint="fix the client clock or the timestamp field, then replay from quarantine",
+        problems=[Problem(f"{prefix}{given[0] if given else 'timestamp'}", problem)],
+    )

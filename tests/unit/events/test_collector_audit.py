@@ -151,3 +151,60 @@ def test_a_bad_timestamp_says_what_is_expected_with_an_example(stamp: Any) -> No
         assert message.startswith("must be an ISO-8601 datetime such as 2026-11-24T10:00:00Z")
         assert "+01:00" in message and repr(stamp) in message
         assert "Input should be" not in message
+
+
+@pytest.mark.parametrize(
+    ("fields", "named", "placed"),
+    [
+        ({"timestamp": "0001-01-01T00:00:00Z"}, "timestamp", "at 0001-01-01"),
+        ({"timestamp": "1969-12-31T23:59:59Z"}, "timestamp", "at 1969-12-31"),
+        ({"timestamp": "9999-12-31T23:59:59Z"}, "timestamp", "at 9999-12-31"),
+        ({"timestamp": "2024-05-02T12:00:01Z"}, "timestamp", "at 2024-05-02"),  # > 1 day ahead
+        # sentAt and timestamp centuries apart: the correction leaves the dates datetime has
+        (
+            {"timestamp": "9999-12-31T23:59:59Z", "sentAt": "0001-01-01T00:00:00Z"},
+            "timestamp",
+            "outside the representable dates",
+        ),
+        (
+            {"originalTimestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"},
+            "originalTimestamp",
+            "outside the representable dates",
+        ),
+    ],
+)
+def test_an_event_time_out_of_range_is_set_aside_and_the_rest_of_the_batch_kept(
+    fields: dict[str, str], named: str, placed: str
+) -> None:
+    p = memory_engine()[0]
+    bad = {"type": "track", "event": "A", "userId": "u1", **fields}
+    good = {"type": "track", "event": "B", "userId": "u2"}
+    result = p.collector.accept_batch([good, bad, good | {"event": "C"}], "web")
+    assert result.accepted == 2
+    [item] = result.quarantined
+    [problem] = item["problems"]
+    assert problem["field"] == f"batch[1].{named}"
+    assert placed in problem["message"]
+    assert "accepted times run from 1970-01-01 to one day after receipt" in problem["message"]
+    assert p.stores.quarantine.get(item["id"]) is not None  # kept, replayable once fixed
+    with pytest.raises(InvalidInput) as info:
+        p.send("track", {k: v for k, v in bad.items() if k != "type"})
+    assert info.value.status == 400 and _problems(info)[0][0] == named
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"timestamp": "1970-01-01T00:00:00Z"},  # the first accepted instant
+        {"timestamp": "1997-01-01T00:00:00Z"},  # CDNOW-era history imports
+        {"timestamp": "2024-05-02T12:00:00Z"},  # exactly one day after receipt
+        # a client clock three years ahead, corrected by its sentAt
+        {"timestamp": "2027-05-01T11:59:00Z", "sentAt": "2027-05-01T12:00:00Z"},
+    ],
+)
+def test_event_times_inside_the_range_are_accepted(fields: dict[str, str]) -> None:
+    p = memory_engine()[0]  # received at T0 = 2024-05-01T12:00:00Z
+    result = p.collector.accept_batch(
+        [{"type": "track", "event": "A", "userId": "u", **fields}], "web"
+    )
+    assert (result.accepted, result.quarantined) == (1, [])

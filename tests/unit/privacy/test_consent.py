@@ -66,7 +66,7 @@ def test_identify_consent_trait_and_consent_event_are_recorded_with_source_and_v
 
 def test_a_later_refusal_wins_and_the_history_keeps_both(p: Personify) -> None:
     assert p.privacy is not None
-    for at, value in (("2024-05-02T00:00:00Z", True), ("2024-05-03T00:00:00Z", False)):
+    for at, value in (("2024-04-30T00:00:00Z", True), ("2024-05-01T00:00:00Z", False)):
         p.track(
             user_id="us", event="Consent Updated", properties={"profiling": value}, timestamp=at
         )
