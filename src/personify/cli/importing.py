@@ -28,9 +28,12 @@ def run_import(converter: Any, source: str, *, check_size: bool = False) -> dict
     started = time.perf_counter()
     p = build()
     problems: list[dict[str, Any]] = []
-    # The file line of each message, for converters that know it (``line``): problems then
-    # name the line rather than a position inside an internal batch.
+    # The file line of each message, for converters that know it (``line``), or where it
+    # comes from (``where``, for messages built from several lines): problems then name that
+    # rather than a position inside an internal batch.
     lines = array("q")
+    places: list[str] = []
+    labelled = hasattr(converter, "where")
     try:
         with progress() as bars:
             task = bars.add_task("validating + storing", total=converter.total_hint())
@@ -46,12 +49,18 @@ def run_import(converter: Any, source: str, *, check_size: bool = False) -> dict
                             }
                         )
                         continue
-                    lines.append(getattr(converter, "line", 0))
+                    if labelled:
+                        places.append(converter.where)
+                    else:
+                        lines.append(getattr(converter, "line", 0))
                     yield item
 
             try:
                 result = p.ingest(
-                    items(), source, check_size=check_size, locate=_locator(converter, lines)
+                    items(),
+                    source,
+                    check_size=check_size,
+                    locate=places.__getitem__ if labelled else _locator(converter, lines),
                 )
             finally:  # the lines set aside are kept even if ingestion fails
                 if problems:

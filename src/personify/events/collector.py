@@ -209,7 +209,9 @@ class Collector:
         except OverflowError:  # e.g. sentAt in year 1 and timestamp in year 9999
             corrected = None
         if corrected is None or not (EARLIEST_EVENT <= corrected <= received_at + FUTURE_TOLERANCE):
-            raise _out_of_range(msg, corrected, prefix)
+            used = "originalTimestamp" if msg.get("originalTimestamp") else "timestamp"
+            skewed = original is not None and sent is not None
+            raise _out_of_range(used, skewed, corrected, received_at, prefix)
         # Client timestamps are kept as the client wrote them (already validated above).
         for name, value in (("sentAt", sent), ("originalTimestamp", original)):
             if value is not None:
@@ -416,20 +418,38 @@ def _bounded_inflate(body: bytes, wbits: int, limit: int, too_large_hint: str) -
 __all__ = ["BatchResult", "Collector", "content_message_id"]
 
 
-def _out_of_range(msg: Mapping[str, Any], corrected: datetime | None, prefix: str) -> InvalidInput:
+def _out_of_range(
+    used: str, skewed: bool, corrected: datetime | None, received_at: datetime, prefix: str
+) -> InvalidInput:
     """The error for a message whose time falls outside ``EARLIEST_EVENT`` .. receipt plus
-    ``FUTURE_TOLERANCE``: it names the fields that placed it there."""
-    given = [f for f in ("timestamp", "originalTimestamp", "sentAt") if msg.get(f) is not None]
-    names = " and ".join(given) or "timestamp"
-    where = "outside the representable dates" if corrected is None else iso(corrected)[:10]
-    at = where if corrected is None else f"at {where}"
-    problem = (
-        f"{names} place{'s' if len(given) < 2 else ''} the event {at}: accepted times "
-        f"run from {EARLIEST_EVENT:%Y-%m-%d} to one day after receipt; send when the event "
-        "happened, e.g. 2026-11-24T10:00:00Z (and sentAt when the batch was sent)"
-    )
+    ``FUTURE_TOLERANCE``: it names the field the time came from (``used``), and ``sentAt``
+    too when the clock-skew correction (``skewed``) is what moved it there."""
+    try:  # an offset near year 1 or 9999 has no UTC date
+        day: str | None = None if corrected is None else iso(corrected)[:10]
+    except OverflowError:
+        day = None
+    at = "outside the representable dates" if day is None else f"at {day}"
+    example = iso(received_at)[:19] + "Z"
+    by = f"{used} with the sentAt correction" if skewed else used
+    problems = [
+        Problem(
+            f"{prefix}{used}",
+            f"{by} places the event {at}: accepted times run from "
+            f"{EARLIEST_EVENT:%Y-%m-%d} to one day after receipt; send when the event "
+            f"happened, e.g. {example}",
+        )
+    ]
+    if skewed:
+        problems.append(
+            Problem(
+                f"{prefix}sentAt",
+                f"the event time is receivedAt - (sentAt - {used}): send sentAt as the time "
+                f"the batch was sent, by the same clock as {used}",
+            )
+        )
     return InvalidInput(
-        f"the event's time ({where}) is out of range",
-        hint="fix the client clock or the timestamp field, then replay from quarantine",
-        problems=[Problem(f"{prefix}{given[0] if given else 'timestamp'}", problem)],
+        f"the event's time ({day or 'unrepresentable'}) is out of range",
+        hint="fix the client's clock or the time field; a message set aside in quarantine "
+        "can be replayed with a corrected payload (personify quarantine replay ID --payload)",
+        problems=problems,
     )

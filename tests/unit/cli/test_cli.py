@@ -123,3 +123,24 @@ def test_import_ndjson_quarantines_a_message_over_the_http_size_limit(tmp_path: 
     listed = runner.invoke(app, ["quarantine", "list", "--json"])
     # the reason the HTTP batch path gives, named by the line as other import problems are
     assert f"line 1: message is {size} bytes; the limit is 32768" in listed.output
+
+
+def test_online_retail_problems_name_the_invoice_not_a_position(tmp_path: Path) -> None:
+    header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
+    rows = [
+        "536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850,United Kingdom",
+        # a date the collector refuses (before 1970): both the customer's identify and the
+        # order carry it
+        "536366,22633,HAND WARMER,6,1/1/1900 8:28,1.85,17851,United Kingdom",
+    ]
+    path = tmp_path / "retail.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    result = runner.invoke(app, ["import", "online-retail", str(path)])
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(app, ["quarantine", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    fields = re.findall(r'"field": "([^"]*)"', listed.output)
+    assert sorted(fields) == [
+        "InvoiceNo 536366 (identify of CustomerID 17851): timestamp",
+        "InvoiceNo 536366: timestamp",
+    ]

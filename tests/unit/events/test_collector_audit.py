@@ -156,40 +156,65 @@ def test_a_bad_timestamp_says_what_is_expected_with_an_example(stamp: Any) -> No
 @pytest.mark.parametrize(
     ("fields", "named", "placed"),
     [
-        ({"timestamp": "0001-01-01T00:00:00Z"}, "timestamp", "at 0001-01-01"),
-        ({"timestamp": "1969-12-31T23:59:59Z"}, "timestamp", "at 1969-12-31"),
-        ({"timestamp": "9999-12-31T23:59:59Z"}, "timestamp", "at 9999-12-31"),
-        ({"timestamp": "2024-05-02T12:00:01Z"}, "timestamp", "at 2024-05-02"),  # > 1 day ahead
-        # sentAt and timestamp centuries apart: the correction leaves the dates datetime has
+        ({"timestamp": "0001-01-01T00:00:00Z"}, ["timestamp"], "at 0001-01-01"),
+        ({"timestamp": "1969-12-31T23:59:59Z"}, ["timestamp"], "at 1969-12-31"),
+        ({"timestamp": "9999-12-31T23:59:59Z"}, ["timestamp"], "at 9999-12-31"),
+        ({"timestamp": "2024-05-02T12:00:01Z"}, ["timestamp"], "at 2024-05-02"),  # > 1 day ahead
+        # offsets that push the instant past what a UTC datetime holds
+        ({"timestamp": "0001-01-01T00:00:00+14:00"}, ["timestamp"], "outside the representable"),
+        ({"timestamp": "9999-12-31T23:59:59-12:00"}, ["timestamp"], "outside the representable"),
+        # the time comes from originalTimestamp when both are sent
+        (
+            {"timestamp": "2024-05-01T12:00:00Z", "originalTimestamp": "1900-01-01T00:00:00Z"},
+            ["originalTimestamp"],
+            "at 1900-01-01",
+        ),
+        # sentAt and timestamp centuries apart: the correction moves the time out of range
+        (
+            {"timestamp": "2024-05-01T12:00:00Z", "sentAt": "2999-01-01T00:00:00Z"},
+            ["timestamp", "sentAt"],
+            "with the sentAt correction places the event at 1049-",
+        ),
         (
             {"timestamp": "9999-12-31T23:59:59Z", "sentAt": "0001-01-01T00:00:00Z"},
-            "timestamp",
+            ["timestamp", "sentAt"],
             "outside the representable dates",
         ),
         (
             {"originalTimestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"},
-            "originalTimestamp",
+            ["originalTimestamp", "sentAt"],
             "outside the representable dates",
         ),
     ],
 )
 def test_an_event_time_out_of_range_is_set_aside_and_the_rest_of_the_batch_kept(
-    fields: dict[str, str], named: str, placed: str
+    fields: dict[str, str], named: list[str], placed: str
 ) -> None:
-    p = memory_engine()[0]
+    p = memory_engine()[0]  # received at T0 = 2024-05-01T12:00:00Z
     bad = {"type": "track", "event": "A", "userId": "u1", **fields}
     good = {"type": "track", "event": "B", "userId": "u2"}
     result = p.collector.accept_batch([good, bad, good | {"event": "C"}], "web")
     assert result.accepted == 2
     [item] = result.quarantined
-    [problem] = item["problems"]
-    assert problem["field"] == f"batch[1].{named}"
-    assert placed in problem["message"]
-    assert "accepted times run from 1970-01-01 to one day after receipt" in problem["message"]
+    problems = item["problems"]
+    assert [q["field"] for q in problems] == [f"batch[1].{name}" for name in named]
+    assert placed in problems[0]["message"]
+    assert "accepted times run from 1970-01-01 to one day after receipt" in problems[0]["message"]
+    assert "e.g. 2024-05-01T12:00:00Z" in problems[0]["message"]  # an example in range
     assert p.stores.quarantine.get(item["id"]) is not None  # kept, replayable once fixed
     with pytest.raises(InvalidInput) as info:
         p.send("track", {k: v for k, v in bad.items() if k != "type"})
-    assert info.value.status == 400 and _problems(info)[0][0] == named
+    assert info.value.status == 400 and [f for f, _ in _problems(info)] == named
+
+
+def test_an_out_of_range_time_can_be_replayed_once_corrected() -> None:
+    p = memory_engine()[0]
+    bad = {"type": "track", "event": "A", "userId": "u1", "timestamp": "1900-01-01T00:00:00Z"}
+    [item] = p.collector.accept_batch([bad], "web").quarantined
+    fixed = bad | {"timestamp": "2024-04-30T09:00:00Z"}
+    assert p.replay(item["id"], fixed)["status"] == "replayed"
+    p.drain()
+    assert p.lookup("user_id", "u1") is not None
 
 
 @pytest.mark.parametrize(

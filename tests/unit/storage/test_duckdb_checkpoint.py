@@ -52,3 +52,14 @@ def test_a_file_written_before_the_row_existed_starts_from_zero(tmp_path: Path) 
         assert store.checkpoint() == 4
     finally:
         store.close()
+
+
+def test_a_checkpoint_row_removed_while_open_is_written_again(tmp_path: Path) -> None:
+    store = DuckDbEventStore(tmp_path / "events.duckdb")
+    try:
+        store.append([_row("m1")], checkpoint=2)
+        store._con.execute("DELETE FROM checkpoints")  # whatever removed it, the next batch
+        store.append([_row("m2")], checkpoint=5)  # must not update zero rows and lose it
+        assert store.checkpoint() == 5
+    finally:
+        store.close()

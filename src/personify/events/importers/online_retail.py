@@ -93,6 +93,9 @@ class OnlineRetailConverter:
         self.path = path
         self.stats = ImportStats()
         self._plan: tuple[list[ImportProblem], _Invoices] | None = None
+        # Where the message last yielded comes from, as a person finds it in the file (its
+        # lines are grouped by invoice): problems found on collection are named by it.
+        self.where = ""
 
     def total_hint(self) -> int:
         """Items ``messages()`` will yield: problems + identifies + invoices."""
@@ -112,8 +115,10 @@ class OnlineRetailConverter:
             if user is not None and user not in identified:
                 identified.add(user)
                 self.stats.messages += 1
+                self.where = f"InvoiceNo {inv.number[i]} (identify of CustomerID {user})"
                 yield _identify(user, inv.country[i], inv.timestamp[i])
             self.stats.messages += 1
+            self.where = f"InvoiceNo {inv.number[i]}"
             yield _invoice_message(inv, i)
 
     def _prepare(self) -> tuple[list[ImportProblem], _Invoices]:

@@ -91,6 +91,8 @@ class DuckDbEventStore:
                 cur.execute(
                     "UPDATE checkpoints SET \"offset\" = ? WHERE name = 'events'", [checkpoint]
                 )
+                if cur.fetchone() == (0,):  # the row went missing: never lose the checkpoint
+                    cur.execute("INSERT INTO checkpoints VALUES ('events', ?)", [checkpoint])
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
