@@ -171,6 +171,7 @@ class DecisionEngine:
         self._poll = poll_interval
         self._policies: dict[str, Policy] = {}
         self._scorers: dict[str, Scorer] = {}
+        self._sources: list[Callable[[], None]] = []
         self._fallback = Fallback()
         self._impressions = ImpressionMemory(max_units)
         self._dismissed = DismissMemory()
@@ -185,6 +186,15 @@ class DecisionEngine:
     def register_policy(self, name: str, policy: Policy) -> None:
         """Make ``policy`` available to rules as ``use: <name>`` (experiments, bandits)."""
         self._policies[name] = policy
+
+    def add_policy_source(self, discover: Callable[[], None]) -> None:
+        """``discover()`` registers policies defined since it last looked (rate-limited by
+        its owner); rules call it when they name a policy not registered yet."""
+        self._sources.append(discover)
+
+    def _discover(self) -> None:
+        for discover in self._sources:
+            discover()
 
     def register_scorer(self, name: str, scorer: Scorer) -> None:
         """Make a request-time scorer available to rules as ``rank: {scorer: <name>}``."""
@@ -224,7 +234,9 @@ class DecisionEngine:
         cached = self._rules
         if cached is not None and cached[0] == catalog.revision:
             return cached[1]
-        policy = FirstMatchingRule(catalog.rule_sets, self._policies, self._scorers)
+        policy = FirstMatchingRule(
+            catalog.rule_sets, self._policies, self._scorers, discover=self._discover
+        )
         self._rules = (catalog.revision, policy)
         return policy
 

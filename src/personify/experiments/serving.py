@@ -244,7 +244,7 @@ def attach(
         found: Mapping[str, Sequence[str]] = decider.personify.profile(profile_id)["identities"]
         return found
 
-    return ExperimentService(
+    service = ExperimentService(
         decider.store,
         decider.engine.register_policy,
         outcomes=outcomes,
@@ -257,6 +257,9 @@ def attach(
         decision=decider.log.get,
         identities=identities,
     )
+    # An experiment applied while serving registers itself the first time a rule names it.
+    decider.engine.add_policy_source(service.refresh)
+    return service
 
 
 TRANSITIONS = {"start": "running", "stop": "stopped", "ship": "shipped"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from personify.decide.policies.base import Choice, Policy, PolicyRequest, Reason
 from personify.decide.policies.ranking import Scorer, ScoreRanking, lookup
@@ -15,7 +15,9 @@ class FirstMatchingRule:
     A matching ``show`` whose content is capped or dismissed does not decide: the engine notes
     why and goes on, so a capped offer gives way to the next rule rather than to nothing.
     ``policies`` and ``scorers`` are the engine's live registries, read at request time, so a
-    policy registered after the rules were compiled is still found.
+    policy registered after the rules were compiled is still found. A rule naming a policy not
+    registered yet calls ``discover`` once (an experiment defined since the last look registers
+    itself there) before it gives up.
     """
 
     name = "rules"
@@ -25,10 +27,12 @@ class FirstMatchingRule:
         rule_sets: Mapping[str, RuleSet],
         policies: Mapping[str, Policy],
         scorers: Mapping[str, Scorer],
+        discover: Callable[[], None] | None = None,
     ) -> None:
         self._rule_sets = rule_sets
         self._policies = policies
         self._scorers = scorers
+        self._discover = discover
 
     def choose(self, request: PolicyRequest) -> Choice | None:
         rule_set = self._rule_sets.get(request.placement.key)
@@ -92,6 +96,9 @@ class FirstMatchingRule:
         policy: Policy | None
         if isinstance(outcome, Use):
             policy = self._policies.get(outcome.policy)
+            if policy is None and self._discover is not None:
+                self._discover()
+                policy = self._policies.get(outcome.policy)
             missing = f"policy {outcome.policy!r} is not registered"
         elif rule.ranking is not None:
             policy = rule.ranking
