@@ -87,8 +87,12 @@ class Recommender(ABC):
         exclude: Iterable[str] = (),
         query: Query | None = None,
     ) -> list[Scored]:
-        """The ``k`` best items for ``user`` (or for ``query`` if given), best first."""
-        check_k(k)
+        """The ``k`` best items for ``user`` (or for ``query`` if given), best first.
+
+        ``k`` may exceed what a request may ask for (:func:`check_k`): serving asks for a
+        larger pool when business rules drop candidates; it is cut to the catalogue.
+        """
+        check_pool(k)
         q = query if query is not None else self.query_for(user)
         raw, explain = self.score_explained(q)
         scores = raw[0].astype(np.float64)
@@ -115,8 +119,9 @@ class Recommender(ABC):
         return self.score(query), lambda items: self.reasons(query, items)
 
     def similar_items(self, item: str, k: int = 10) -> list[Scored]:
-        """The ``k`` items most like ``item`` (never the item itself)."""
-        check_k(k)
+        """The ``k`` items most like ``item`` (never the item itself; ``k`` as in
+        :meth:`recommend`)."""
+        check_pool(k)
         data = self._fitted()
         if item not in data.item_index:
             raise NotFound(
@@ -151,6 +156,16 @@ def check_k(k: int) -> None:
             f"k must be between 1 and 1000, got {k}",
             hint="ask for a handful of items, e.g. k=10",
             problems=[Problem("k", "must be between 1 and 1000")],
+        )
+
+
+def check_pool(k: int) -> None:
+    """A model's own ``k``: any positive count (the result stops at the catalogue's size)."""
+    if k < 1:
+        raise InvalidInput(
+            f"k must be at least 1, got {k}",
+            hint="ask for a handful of items, e.g. k=10",
+            problems=[Problem("k", "must be at least 1")],
         )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -146,12 +146,15 @@ class RecsService:
             profile = _live_profile(engine, profile_id)
             profile_id = str(profile["profile_id"])
             if not _may_personalize(engine, profile):
-                found = bundle.model.recommend(None, k * CANDIDATES_PER_SLOT)
-                facts = self.facts()
-                picked = facts.apply(
-                    bundle.rules, found, k, placement, purchased=set(), viewed=set()
+                picked = self._pick(
+                    bundle,
+                    lambda n: bundle.model.recommend(None, n),
+                    k,
+                    placement,
+                    purchased=set(),
+                    viewed=set(),
                 )
-                items = facts.describe(picked)
+                items = self.facts().describe(picked)
                 return Recommendation(items, "not_personalized", meta.version, profile_id)
             row = _model_row(data, profile)
             segment = _segment(bundle, data, row, profile)
@@ -164,10 +167,15 @@ class RecsService:
                 strategy = "personal+session"
         bought = set(data.items[query.purchases.indices].tolist())
         viewed = {item for item, kind, _ in recent if kind != "purchase"}
-        found = bundle.model.recommend(None, k * CANDIDATES_PER_SLOT, query=query)
-        facts = self.facts()
-        picked = facts.apply(bundle.rules, found, k, placement, purchased=bought, viewed=viewed)
-        return Recommendation(facts.describe(picked), strategy, meta.version, profile_id)
+        picked = self._pick(
+            bundle,
+            lambda n: bundle.model.recommend(None, n, query=query),
+            k,
+            placement,
+            purchased=bought,
+            viewed=viewed,
+        )
+        return Recommendation(self.facts().describe(picked), strategy, meta.version, profile_id)
 
     def for_model_user(
         self, user: str, k: int = 10, placement: str | None = None
@@ -186,10 +194,15 @@ class RecsService:
             )
         query = data.query([data.user_index[user]])
         bought = set(data.items[query.purchases.indices].tolist())
-        found = bundle.model.recommend(None, k * CANDIDATES_PER_SLOT, query=query)
-        facts = self.facts()
-        picked = facts.apply(bundle.rules, found, k, placement, purchased=bought, viewed=set())
-        return Recommendation(facts.describe(picked), "personal", meta.version)
+        picked = self._pick(
+            bundle,
+            lambda n: bundle.model.recommend(None, n, query=query),
+            k,
+            placement,
+            purchased=bought,
+            viewed=set(),
+        )
+        return Recommendation(self.facts().describe(picked), "personal", meta.version)
 
     def _recent(
         self, engine: Personify, profile: Mapping[str, Any], since: str
@@ -225,10 +238,43 @@ class RecsService:
         check_k(k)
         bundle, meta = self.bundle()
         bundle.rules.placement(placement)
-        found = bundle.model.similar_items(item, k * CANDIDATES_PER_SLOT)
+        picked = self._pick(
+            bundle,
+            lambda n: bundle.model.similar_items(item, n),
+            k,
+            placement,
+            purchased=set(),
+            viewed=set(),
+        )
+        return Recommendation(self.facts().describe(picked), "similar", meta.version)
+
+    def _pick(
+        self,
+        bundle: RecsBundle,
+        fetch: Callable[[int], list[Scored]],
+        k: int,
+        placement: str | None,
+        *,
+        purchased: set[str],
+        viewed: set[str],
+    ) -> list[Scored]:
+        """The best ``k`` of the model's candidates that pass the business rules.
+
+        Rules can drop most of a first pool of ``k * CANDIDATES_PER_SLOT`` (a customer who
+        bought many of the top items, a narrow category filter), so the pool grows fourfold
+        until ``k`` pass or the model has no more to give: fewer than ``k`` only when fewer
+        items exist that the rules allow.
+        """
         facts = self.facts()
-        picked = facts.apply(bundle.rules, found, k, placement, purchased=set(), viewed=set())
-        return Recommendation(facts.describe(picked), "similar", meta.version)
+        wanted = k * CANDIDATES_PER_SLOT
+        while True:
+            found = fetch(wanted)
+            picked = facts.apply(
+                bundle.rules, found, k, placement, purchased=purchased, viewed=viewed
+            )
+            if len(picked) >= k or len(found) < wanted:
+                return picked
+            wanted *= 4
 
 
 @dataclass(frozen=True)

@@ -230,3 +230,28 @@ def test_a_served_als_model_folds_in_session_views(tmp_path: Path) -> None:
     items = recommend_for(engine, pid, k=3, placement="product")
     assert [i["id"][0] for i in items] == ["g", "g", "g"]
     assert items[0]["reason"] == "matches your taste"
+
+
+def test_email_placement_fills_every_slot_when_the_top_items_were_bought(
+    client: TestClient, engine: Personify
+) -> None:
+    # A buyer's best-scored items are mostly ones they bought; the email placement leaves
+    # those out, so a first pool of k * 5 candidates can hold fewer than k that pass.
+    users = [f"{taste}-{n}" for taste in ("mug", "garden") for n in range(10)]
+    for user in users:
+        engine.identify(user_id=user)
+    engine.drain()
+    short = []
+    for user in users:
+        for k in (1, 2, 3):
+            body = get(client, "/v1/recommendations", user_id=user, k=k, placement="email").json()
+            if len(body["items"]) != k:
+                short.append((user, k, len(body["items"])))
+    assert short == []
+
+
+def test_a_large_k_is_served_not_refused_for_the_pool_behind_it(engine: Personify) -> None:
+    # the pool asked of the model is several times k; k itself is what the caller checks
+    service = service_for(engine)
+    everything = service.similar("g4", k=500).items  # a pool of 2,500: was a 400 error
+    assert everything and everything == service.similar("g4", k=100).items
