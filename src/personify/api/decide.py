@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -19,6 +18,7 @@ from personify.api.deps import (
     error_response,
     route_path,
 )
+from personify.decide.log import since_iso
 from personify.decide.request import parse_request
 from personify.decide.service import Decider
 from personify.errors import (
@@ -32,7 +32,6 @@ from personify.errors import (
 )
 from personify.experiments.serving import attach
 from personify.facade import Personify
-from personify.profiles.records import iso
 
 MAX_BODY = 65_536
 DECIDE_PATH = "/v1/decide"
@@ -213,14 +212,4 @@ def report(
     since: Annotated[str | None, Query(description="ISO timestamp; decisions at or after")] = None,
 ) -> dict[str, Any]:
     """Per content: impressions (served decisions), views, clicks, conversions, revenue."""
-    if since is not None:
-        try:
-            moment = datetime.fromisoformat(since)
-        except ValueError:
-            raise InvalidInput(
-                f"since {since!r} is not an ISO timestamp",
-                hint="e.g. since=2026-11-01T00:00:00Z",
-                problems=[Problem("since", "not an ISO-8601 timestamp")],
-            ) from None
-        since = iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-    return {"content": d.report(placement, since)}
+    return {"content": d.report(placement, None if since is None else since_iso(since))}

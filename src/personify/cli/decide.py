@@ -106,11 +106,13 @@ def report(
 ) -> None:
     """Per content: impressions, views, clicks, conversions and revenue."""
     from personify.config import Settings
+    from personify.decide.log import since_iso
     from personify.decide.service import open_decision_log
 
+    start = None if since is None else since_iso(since)  # checked before any file is opened
     log = open_decision_log(Settings())
     try:
-        rows = log.report(placement, since)
+        rows = log.report(placement, start)
     finally:
         log.close()
     if as_json:

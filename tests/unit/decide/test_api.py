@@ -261,6 +261,9 @@ def test_a_click_with_the_decision_id_shows_in_the_report(
         "conversion_rate": 1.0,
     }
     assert client.get("/v1/decide/report?since=yesterday", headers=ADMIN).status_code == 400
+    # a time with no UTC date (year 1 at +01:00) is a 400 too, not a 500
+    late = client.get("/v1/decide/report?since=0001-01-01T00:00:00%2B01:00", headers=ADMIN)
+    assert late.status_code == 400 and late.json()["problems"][0]["field"] == "since"
     assert client.get("/v1/decide/report", headers=WRITE).status_code == 401
 
 

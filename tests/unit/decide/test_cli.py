@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -54,6 +55,18 @@ def test_decide_json_and_the_report_count_logged_decisions() -> None:
     assert report.exit_code == 0, report.output
     [row] = orjson.loads(report.output)
     assert (row["content"], row["impressions"], row["clicks"]) == ("welcome_banner", 1, 0)
+
+
+def test_the_report_reads_since_as_an_instant_and_refuses_garbage() -> None:
+    runner.invoke(app, ["decide", "--user", "u-1", "-p", "home_hero"])
+    # an hour ago, written at +05:00: as text it sorts after the stored UTC times
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).astimezone(timezone(timedelta(hours=5)))
+    report = runner.invoke(app, ["decide", "report", "--json", "--since", hour_ago.isoformat()])
+    assert report.exit_code == 0, report.output
+    assert [row["impressions"] for row in orjson.loads(report.output)] == [1]
+    for bad in ("garbage", "0001-01-01T00:00:00+01:00"):
+        refused = runner.invoke(app, ["decide", "report", "--since", bad])
+        assert refused.exit_code == 2 and "not an ISO timestamp" in refused.output
 
 
 @pytest.mark.parametrize(
