@@ -121,10 +121,38 @@ def _train_events(
     _print_result(meta, result.metrics, as_json)
 
 
+MAX_HORIZON_DAYS = 3650  # ten years: longer windows are mistakes, and overflow the dates
+
+
+def _moment(value: str | None) -> str | None:
+    """A date option checked before any work: the model pipeline reads it with pandas,
+    whose times run from 1677 to 2262 (a later date used to end in a traceback)."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        moment = pd.Timestamp(value)
+        if moment.tzinfo is not None:
+            moment.tz_convert("UTC")
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise typer.BadParameter(
+            f"{value!r} is not a usable date ({exc}); give one such as 2026-11-01 or "
+            "2026-11-01T00:00:00Z, between 1970 and 2200"
+        ) from None
+    if not 1970 <= moment.year <= 2200:
+        raise typer.BadParameter(f"{value!r} is outside 1970-2200; give the date you mean")
+    return value
+
+
 _CUTOFF = typer.Option(
-    None, help="Evaluate as of this date; default: the last event minus the horizon."
+    None,
+    callback=_moment,
+    help="Evaluate as of this date; default: the last event minus the horizon.",
 )
-_HORIZON = typer.Option(90, min=1, help="Label window in days after the cutoff.")
+_HORIZON = typer.Option(
+    90, min=1, max=MAX_HORIZON_DAYS, help="Label window in days after the cutoff."
+)
 _LEARNER = typer.Option("lightgbm", help="lightgbm (default) or logistic.")
 _PROMOTE = typer.Option(True, "--promote/--no-promote", help="Serve the new version.")
 _RETAIL = typer.Option(None, help="Train on the UCI Online Retail file instead of the store.")
@@ -213,8 +241,10 @@ def train_csv(
 @train_app.command("clv")
 @friendly_errors
 def train_clv(
-    end: str | None = typer.Option(None, help="Fit on orders up to this date (default: last)."),
-    horizon: int = typer.Option(90, min=1, help="Forecast window in days."),
+    end: str | None = typer.Option(
+        None, callback=_moment, help="Fit on orders up to this date (default: last)."
+    ),
+    horizon: int = typer.Option(90, min=1, max=MAX_HORIZON_DAYS, help="Forecast window in days."),
     evaluate: bool = typer.Option(
         False, help="Also compare with the gradient-boosting regressor on a time split."
     ),
@@ -283,7 +313,9 @@ def cluster(
     method: str = typer.Option("kmeans", help="kmeans, dbscan or ward."),
     k_min: int = typer.Option(2, min=2, help="Fewest clusters to try."),
     k_max: int = typer.Option(8, min=2, help="Most clusters to try."),
-    as_of: str | None = typer.Option(None, help="Features as of this time (default: now)."),
+    as_of: str | None = typer.Option(
+        None, callback=_moment, help="Features as of this time (default: now)."
+    ),
     segments_yaml: Path | None = typer.Option(
         None, help="Write one segment per cluster to this workspace YAML file."
     ),
@@ -451,7 +483,9 @@ def report(
 @friendly_errors
 def score(
     name: str,
-    as_of: str | None = typer.Option(None, help="Score as of this time (default: now)."),
+    as_of: str | None = typer.Option(
+        None, callback=_moment, help="Score as of this time (default: now)."
+    ),
     as_json: bool = _JSON,
 ) -> None:
     """Score every profile with the serving version of NAME into scores.sqlite."""

@@ -187,3 +187,22 @@ def test_retrain_checks_each_model_and_retrains_when_due(data_dir: Path) -> None
     assert entry["retrained"] and entry["version"] == 2 and entry["scored"] == 200
     listed = json.loads(runner.invoke(app, ["models", "list", "--json"]).output)
     assert any(m["name"] == "churn" and m["version"] == 2 and m["promoted"] for m in listed)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["train", "churn", "--cutoff", "9999-12-31"], "outside 1970-2200"),
+        (["train", "churn", "--cutoff", "garbage"], "not a usable date"),
+        (["train", "purchase", "--horizon", "999999999999"], "--horizon"),
+        (["train", "clv", "--end", "1900-01-01"], "outside 1970-2200"),
+        (["models", "score", "churn", "--as-of", "9999-12-31T23:59:59-12:00"], "outside"),
+        (["models", "cluster", "--as-of", "2300-01-01"], "outside 1970-2200"),
+    ],
+)
+def test_dates_and_horizons_out_of_range_are_refused_before_any_work(
+    args: list[str], said: str
+) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output  # a usage error, not a traceback
+    assert said in " ".join(result.output.split())
