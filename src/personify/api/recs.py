@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from personify.api.decide import DecideAccess
 from personify.api.deps import Engine
@@ -34,8 +34,36 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+_PERSON_PARAMS = frozenset({"user_id", "anonymous_id", "email", "profile_id", "k", "placement"})
+_ITEM_PARAMS = frozenset({"k", "placement"})
+
+
+def _known_params(request: Request, known: frozenset[str]) -> None:
+    """Refuse query parameters this route does not read: ``userId`` (the spelling of event
+    bodies and /v1/decide) would otherwise be ignored and answered as for a new visitor."""
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        snake = {
+            name: "".join("_" + c.lower() if c.isupper() else c for c in name) for name in unknown
+        }
+        raise InvalidInput(
+            f"unknown query parameter {', '.join(unknown)}",
+            hint=f"this route reads {', '.join(sorted(known))}",
+            problems=[
+                Problem(
+                    name,
+                    f"not read here; did you mean {snake[name]}?"
+                    if snake[name] in known
+                    else "not read here",
+                )
+                for name in unknown
+            ],
+        )
+
+
 @router.get("")
 async def recommendations(
+    request: Request,
     p: Engine,
     user_id: str | None = None,
     anonymous_id: str | None = None,
@@ -53,6 +81,7 @@ async def recommendations(
     """
     from personify.recs.serving import service_for
 
+    _known_params(request, _PERSON_PARAMS)
     given = {
         "user_id": user_id,
         "anonymous_id": anonymous_id,
@@ -92,10 +121,12 @@ async def recommendations(
 
 @router.get("/similar/{item_id}")
 async def similar_items(
-    item_id: str, p: Engine, k: K = 10, placement: PLACEMENT = None
+    request: Request, item_id: str, p: Engine, k: K = 10, placement: PLACEMENT = None
 ) -> Response:
     """Items like ``item_id`` (bought together; by description for items nobody bought yet)."""
     from personify.recs.serving import service_for
+
+    _known_params(request, _ITEM_PARAMS)
 
     def run() -> dict[str, Any]:
         found = service_for(p).similar(item_id, k, placement)

@@ -255,3 +255,13 @@ def test_a_large_k_is_served_not_refused_for_the_pool_behind_it(engine: Personif
     service = service_for(engine)
     everything = service.similar("g4", k=500).items  # a pool of 2,500: was a 400 error
     assert everything and everything == service.similar("g4", k=100).items
+
+
+def test_a_query_parameter_the_route_does_not_read_is_refused(client: TestClient) -> None:
+    # userId is how events and /v1/decide spell it; ignored, it served a new visitor's list
+    resp = get(client, "/v1/recommendations", userId="mug-3", k=3)
+    assert resp.status_code == 400, resp.text
+    [problem] = resp.json()["problems"]
+    assert problem == {"field": "userId", "message": "not read here; did you mean user_id?"}
+    similar = get(client, "/v1/recommendations/similar/g4", user_id="mug-3")
+    assert similar.status_code == 400 and similar.json()["problems"][0]["field"] == "user_id"
