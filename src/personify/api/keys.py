@@ -34,14 +34,18 @@ def create_key(
 ) -> dict[str, Any]:
     """Create a key for a role; the answer's ``token`` is the only time it is shown."""
     role, name = body.get("role"), body.get("name")
-    problems = []
+    unknown = sorted(set(body) - {"role", "name"})
+    problems = [
+        Problem(k, "unknown field; a key has only a role and a name (revoke it to end it)")
+        for k in unknown
+    ]
     if not isinstance(role, str):
         problems.append(Problem("role", f"required, one of {', '.join(ROLES)}"))
     if not isinstance(name, str):
         problems.append(Problem("name", "required, who or what uses the key"))
     if problems or not isinstance(role, str) or not isinstance(name, str):
         raise InvalidInput(
-            "a key needs a role and a name",
+            f"unknown fields: {', '.join(unknown)}" if unknown else "a key needs a role and a name",
             hint='for example {"role": "analyst", "name": "reporting"}',
             problems=problems,
         )

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from personify.api.deps import Admin, Analyst, Engine
 from personify.api.keys import actor, privacy_of
 from personify.errors import InvalidInput, NotFound, Problem, RateLimited
+from personify.identity.normalize import normalize_email
 from personify.privacy.consent import ConsentChange, parse_purposes
 from personify.privacy.subject import SUBJECT_FIELDS, parse_subject, resolve, run_job
 
@@ -23,6 +24,21 @@ MAX_SUBJECTS = 1000
 # Segment's regulation types; both delete types also suppress unless "DELETE_ONLY".
 REGULATIONS = {"SUPPRESS_WITH_DELETE", "DELETE_ONLY", "SUPPRESS_ONLY", "DELETE_INTERNAL"}
 SUBJECT_TYPES = {"USER_ID": "userId", "ANONYMOUS_ID": "anonymousId", "EMAIL": "email"}
+MAX_VERSION = 200
+_CONSENT_FIELDS = {*SUBJECT_FIELDS, "purposes", "version"}
+_REGULATION_FIELDS = {"regulationType", "subjectType", "subjectIds"}
+
+
+def refuse_unknown(body: dict[str, Any], allowed: set[str], hint: str) -> None:
+    """A 400 naming every field of ``body`` that is not in ``allowed`` (a typo such as
+    ``versoin`` must not be silently dropped)."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidInput(
+            f"unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+            hint=f"send only {', '.join(sorted(allowed))}; {hint}",
+            problems=[Problem(k, "unknown field") for k in unknown],
+        )
 
 
 # -- consent ----------------------------------------------------------------------------
@@ -36,12 +52,17 @@ def set_consent(
     ],
 ) -> dict[str, Any]:
     """Record consent changes for one person (by one identity); answers the current state."""
+    refuse_unknown(
+        body, _CONSENT_FIELDS, 'for example {"userId": "u1", "purposes": {"marketing_email": true}}'
+    )
     kind, value = parse_subject({k: v for k, v in body.items() if k in SUBJECT_FIELDS})
     purposes = parse_purposes(body.get("purposes"), "purposes")
     version = body.get("version")
-    if version is not None and not isinstance(version, str):
+    if version is not None and (not isinstance(version, str) or len(version) > MAX_VERSION):
         raise InvalidInput(
-            "version must be a string", problems=[Problem("version", "the wording version")]
+            f"version must be a string of at most {MAX_VERSION} characters",
+            hint='the consent wording version shown, for example "v3"',
+            problems=[Problem("version", f"the wording version, at most {MAX_VERSION} characters")],
         )
     privacy = privacy_of(p)
     pid = p.lookup(kind, value)
@@ -60,9 +81,12 @@ def get_consent(
     userId: Annotated[str | None, Query()] = None,  # noqa: N803 (Segment's field names)
     anonymousId: Annotated[str | None, Query()] = None,  # noqa: N803
     email: Annotated[str | None, Query()] = None,
+    phone: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     """The current consent of a person and its full history."""
-    kind, value = parse_subject({"userId": userId, "anonymousId": anonymousId, "email": email})
+    kind, value = parse_subject(
+        {"userId": userId, "anonymousId": anonymousId, "email": email, "phone": phone}
+    )
     privacy = privacy_of(p)
     view = p.profile(p.lookup(kind, value))
     ids = [view["profile_id"], *view.get("merged_from", [])]
@@ -79,13 +103,18 @@ def _subject_body() -> Any:
     return Body(examples=[_SUBJECT_EXAMPLE])
 
 
+def _one_subject(body: dict[str, Any]) -> tuple[str, str]:
+    refuse_unknown(body, set(SUBJECT_FIELDS), 'for example {"userId": "u123"}')
+    return parse_subject(body)
+
+
 @router.post("/v1/privacy/export", dependencies=[Admin])
 async def export_subject(
     request: Request, p: Engine, body: Annotated[dict[str, Any], _subject_body()]
 ) -> dict[str, Any]:
     """Everything held about a person (profile, identities, events, consent history,
     segment memberships, scores, decisions), as a job that completes at once."""
-    subject = parse_subject(body)
+    subject = _one_subject(body)
     return await run_in_threadpool(run_job, p, "export", subject, actor(request))
 
 
@@ -94,7 +123,7 @@ async def erase_subject(
     request: Request, p: Engine, body: Annotated[dict[str, Any], _subject_body()]
 ) -> dict[str, Any]:
     """Erase a person from every store and suppress their identities; a completed job."""
-    subject = parse_subject(body)
+    subject = _one_subject(body)
     return await run_in_threadpool(run_job, p, "erase", subject, actor(request))
 
 
@@ -149,12 +178,12 @@ async def regulations(
         ),
     ],
 ) -> dict[str, Any]:
-    """Segment-style batch form: many subjects of one type, one job per subject."""
-    kind, field, ids = _parse_regulation(body)
+    """Segment-style batch form: many subjects of one type, one job per subject. Every
+    subject is checked first: one invalid id refuses the request before anyone is erased."""
+    kind, subjects = _parse_regulation(body)
     who = actor(request)
     jobs = []
-    for subject_id in ids:
-        subject = parse_subject({field: subject_id})
+    for subject_id, subject in subjects:
         if kind == "SUPPRESS_ONLY":
             privacy = privacy_of(p)
             privacy.suppression.add(resolve(p, *subject).identities)
@@ -168,7 +197,13 @@ async def regulations(
     return {"regulationType": kind, "jobs": jobs}
 
 
-def _parse_regulation(body: dict[str, Any]) -> tuple[str, str, list[str]]:
+def _parse_regulation(body: dict[str, Any]) -> tuple[str, list[tuple[str, tuple[str, str]]]]:
+    """The regulation type and every ``(subject id, (kind, value))``, all validated."""
+    hint = (
+        'for example {"regulationType": "SUPPRESS_WITH_DELETE", '
+        '"subjectType": "USER_ID", "subjectIds": ["u1"]}'
+    )
+    refuse_unknown(body, _REGULATION_FIELDS, hint)
     kind = str(body.get("regulationType", "")).upper()
     subject_type = str(body.get("subjectType", "")).upper()
     ids = body.get("subjectIds")
@@ -183,19 +218,26 @@ def _parse_regulation(body: dict[str, Any]) -> tuple[str, str, list[str]]:
         or not all(isinstance(i, str) and i.strip() for i in ids)
     ):
         problems.append(Problem("subjectIds", f"1 to {MAX_SUBJECTS} non-empty strings"))
+    subjects: list[tuple[str, tuple[str, str]]] = []
+    if not problems:
+        assert isinstance(ids, list)
+        field = SUBJECT_TYPES[subject_type]
+        for n, subject_id in enumerate(ids):
+            where = f"subjectIds[{n}]"
+            try:
+                subject = parse_subject({field: subject_id})
+            except InvalidInput:
+                problems.append(Problem(where, "a non-empty string of at most 1024 characters"))
+                continue
+            if field == "email" and normalize_email(subject[1]) is None:
+                problems.append(Problem(where, "not a valid email"))
+                continue
+            subjects.append((subject_id, subject))
     if problems:
         raise InvalidInput(
-            "invalid regulation request",
-            hint='for example {"regulationType": "SUPPRESS_WITH_DELETE", '
-            '"subjectType": "USER_ID", "subjectIds": ["u1"]}',
-            problems=problems,
+            "invalid regulation request (nothing was done)", hint=hint, problems=problems[:20]
         )
-    assert isinstance(ids, list)
-    return (
-        ("DELETE_ONLY" if kind == "DELETE_INTERNAL" else kind),
-        SUBJECT_TYPES[subject_type],
-        [str(i) for i in ids],
-    )
+    return ("DELETE_ONLY" if kind == "DELETE_INTERNAL" else kind), subjects
 
 
 @router.post("/v1/privacy/retention", dependencies=[Admin])
@@ -228,7 +270,7 @@ def audit(
     action: Annotated[str | None, Query()] = None,
     actor_id: Annotated[str | None, Query(alias="actor")] = None,
     target: Annotated[str | None, Query()] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Audit records oldest first; page with ``after`` (the last id seen)."""

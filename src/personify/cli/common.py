@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from personify.errors import PersonifyError
 
@@ -29,15 +30,16 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
             err_console.print("[bold red]error:[/] invalid settings")
             for e in exc.errors(include_url=False):
                 where = ".".join(str(x) for x in e["loc"]) or "settings"
-                err_console.print(f"  • {where}: {e['msg']}")
+                err_console.print(f"  • {escape(where)}: {escape(e['msg'])}")
             err_console.print("[yellow]hint:[/] check the PERSONIFY_* environment variables")
             raise typer.Exit(2) from None
         except PersonifyError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}")
+            # messages quote user input and patterns such as ^[a-z]...$: never Rich markup
+            err_console.print(f"[bold red]error:[/] {escape(exc.message)}")
             for problem in exc.problems:
-                err_console.print(f"  • {problem.field}: {problem.message}")
+                err_console.print(f"  • {escape(problem.field)}: {escape(problem.message)}")
             if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {exc.hint}")
+                err_console.print(f"[yellow]hint:[/] {escape(exc.hint)}")
             raise typer.Exit(2 if exc.status < 500 else 1) from None
 
     return wrapper

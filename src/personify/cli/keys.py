@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from personify.cli.common import console, friendly_errors
@@ -37,6 +38,14 @@ def _stores() -> Iterator[tuple[ApiKeyStore, AuditLog]]:
     finally:
         keys.close()
         audit.close()
+
+
+def _safe(name: str) -> str:
+    """A stored name for the terminal: Rich markup escaped and control characters shown as
+    escapes (names from before control characters were refused may still hold them)."""
+    if not name.isprintable():
+        name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return escape(name)
 
 
 @app.command("create")
@@ -73,7 +82,7 @@ def list_keys(
         return
     table = Table("key id", "role", "name", "created", "revoked", title="API keys")
     for key in found:
-        table.add_row(key.key_id, key.role, key.name, key.created_at, key.revoked_at or "")
+        table.add_row(key.key_id, key.role, _safe(key.name), key.created_at, key.revoked_at or "")
     console.print(table)
 
 
@@ -86,4 +95,4 @@ def revoke(
     with _stores() as (keys, audit):
         key = keys.revoke(key_id)
         audit.record("cli", "keys.revoke", key_id, {"role": key.role})
-    console.print(f"revoked {key.key_id} ({key.role}, {key.name})")
+    console.print(f"revoked {key.key_id} ({key.role}, {_safe(key.name)})")

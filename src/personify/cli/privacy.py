@@ -6,6 +6,7 @@ stopped; against a running server use ``POST /v1/privacy/export`` and ``/erase``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -21,6 +22,25 @@ _USER = typer.Option(None, "--user-id", help="The person's userId.")
 _ANON = typer.Option(None, "--anonymous-id", help="The person's anonymousId.")
 _EMAIL = typer.Option(None, "--email", help="The person's email.")
 _PHONE = typer.Option(None, "--phone", help="The person's phone number.")
+MAX_VERSION = 200  # as POST /v1/consent
+MAX_AUDIT_ID = 2**63 - 1  # SQLite's largest integer
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an output path that cannot be written, before any job is recorded."""
+    parent = out.parent
+    if out.is_dir():
+        problem = "is a directory"
+    elif not parent.is_dir():
+        problem = "its directory does not exist"
+    elif not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        problem = "is not writable"
+    else:
+        return
+    raise InvalidInput(
+        f"cannot write {out}: {problem}",
+        hint="pass --out a file in an existing, writable directory",
+    )
 
 
 def _subject(
@@ -47,6 +67,8 @@ def export(
     from personify.privacy.subject import run_job
 
     subject = _subject(user_id, anonymous_id, email, phone)
+    if out is not None:
+        _check_writable(out)
     with build() as p:
         job = run_job(p, "export", subject, "cli")
     data = orjson.dumps(job["result"], option=orjson.OPT_INDENT_2)
@@ -100,6 +122,21 @@ def consent(
     from personify.privacy.consent import ConsentChange, parse_purposes
 
     kind, value = _subject(user_id, anonymous_id, email, phone)
+    both = sorted(set(grant) & set(refuse))
+    if both:
+        raise InvalidInput(
+            f"both granted and refused: {', '.join(both)}",
+            hint="name each purpose in either --grant or --refuse",
+        )
+    if version is not None and not (grant or refuse):
+        raise InvalidInput(
+            "--version only goes with --grant or --refuse",
+            hint="it is the consent wording shown when the changes were made",
+        )
+    if version is not None and len(version) > MAX_VERSION:
+        raise InvalidInput(
+            f"--version is longer than {MAX_VERSION} characters", hint="for example --version v3"
+        )
     with build() as p:
         assert p.privacy is not None
         pid = p.lookup(kind, value)
@@ -123,8 +160,8 @@ def consent(
 @friendly_errors
 def audit(
     action: str | None = typer.Option(None, help="Exact action, or a prefix ending in '*'."),
-    limit: int = typer.Option(50, help="How many records (1-1000)."),
-    after: int = typer.Option(0, help="Only records after this id."),
+    limit: int = typer.Option(50, min=1, max=1000, help="How many records (1-1000)."),
+    after: int = typer.Option(0, min=0, max=MAX_AUDIT_ID, help="Only records after this id."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
 ) -> None:
     """The audit log, oldest first."""

@@ -115,11 +115,11 @@ class ApiKeyStore:
     def create(self, role: str, name: str) -> CreatedKey:
         check_role(role)
         name = name.strip()
-        if not name or len(name) > 200:
+        if not name or len(name) > 200 or not name.isprintable():
             raise InvalidInput(
-                "a key needs a name of 1 to 200 characters",
+                "a key needs a name of 1 to 200 printable characters",
                 hint="name it after who uses it, e.g. 'reporting notebook'",
-                problems=[Problem("name", "1 to 200 characters")],
+                problems=[Problem("name", "1 to 200 characters, no control characters")],
             )
         key_id = secrets.token_hex(6)
         token = f"pk_{key_id}_{secrets.token_urlsafe(32)}"
