@@ -25,7 +25,7 @@ from personify.api.deps import Engine, Marketer
 from personify.errors import InvalidInput, Problem, Unavailable
 from personify.experiments.assignment import AssignmentContext, ExperimentSpec, run
 from personify.experiments.learning import OUTCOME_LIMIT
-from personify.experiments.metrics import parse_metric
+from personify.experiments.metrics import check_cuped_days, check_guardrails, parse_metric
 from personify.experiments.ope.logged import evaluate_log
 from personify.experiments.report import chart, finite
 from personify.experiments.serving import ExperimentService, attach, set_status
@@ -65,14 +65,14 @@ class AssignRequest(_Body):
 class Arm(_Body):
     name: str
     type: Literal["mean", "proportion"]
-    sum: float
-    sum_squares: float | None = None
+    sum: float = Field(allow_inf_nan=False)
+    sum_squares: float | None = Field(None, ge=0, allow_inf_nan=False)
     n: int = Field(ge=2)
 
 
 class Prior(_Body):
-    mean: float = 0.0
-    variance: float = Field(gt=0)
+    mean: float = Field(0.0, allow_inf_nan=False)
+    variance: float = Field(gt=0, allow_inf_nan=False)
 
 
 class AnalyzeRequest(_Body):
@@ -85,7 +85,7 @@ class AnalyzeRequest(_Body):
 
 class PowerRequest(_Body):
     baseline: float = Field(gt=0, lt=1)
-    lift: float | None = None
+    lift: float | None = Field(None, allow_inf_nan=False)
     users: int | None = Field(None, ge=2)
     alpha: float = Field(0.05, gt=0, lt=1)
     power: float = Field(0.8, gt=0, lt=1)
@@ -94,7 +94,7 @@ class PowerRequest(_Body):
 class LoggedDecision(_Body):
     action: str
     propensity: float = Field(gt=0, le=1)
-    reward: float = 0.0
+    reward: float = Field(0.0, allow_inf_nan=False)
 
 
 class OpeRequest(_Body):
@@ -133,6 +133,21 @@ def _statistic(arm: Arm) -> Statistic:
             hint="send the sum of squared per-unit values",
             problems=[Problem(f"arms.{arm.name}.sum_squares", "missing")],
         )
+    # sum_squares >= sum^2 / n (Cauchy-Schwarz), up to float rounding
+    floor = arm.sum * (arm.sum / arm.n)
+    if not math.isfinite(floor):
+        raise InvalidInput(
+            f"arm {arm.name!r}: sum ({arm.sum:g}) is too large to analyse",
+            hint="send sums in a smaller unit (e.g. dollars rather than cents)",
+            problems=[Problem(f"arms.{arm.name}.sum", "too large")],
+        )
+    if arm.sum_squares < floor * (1 - 1e-9) - 1e-9:
+        raise InvalidInput(
+            f"arm {arm.name!r}: sum_squares ({arm.sum_squares:g}) cannot be below "
+            f"sum^2 / n ({floor:g}); these are not the sums of {arm.n} real values",
+            hint="send sum = Σx and sum_squares = Σx² over the arm's units",
+            problems=[Problem(f"arms.{arm.name}.sum_squares", "must be >= sum^2 / n")],
+        )
     return SampleMean(arm.sum, arm.sum_squares, arm.n)
 
 
@@ -144,15 +159,24 @@ def analyze(body: AnalyzeRequest) -> dict[str, Any]:
     control = stats[0]
     prior = NormalPrior(body.prior.mean, body.prior.variance) if body.prior else None
     results = []
-    for arm, stat in zip(body.arms[1:], stats[1:], strict=True):
-        results.append(
-            {
-                "variant": arm.name,
-                "absolute": test(control, stat, kind="absolute", alpha=body.alpha).as_dict(),
-                "relative": test(control, stat, kind="relative", alpha=body.alpha).as_dict(),
-                "bayesian": bayesian_test(control, stat, prior=prior, alpha=body.alpha).as_dict(),
-            }
-        )
+    try:
+        for arm, stat in zip(body.arms[1:], stats[1:], strict=True):
+            results.append(
+                {
+                    "variant": arm.name,
+                    "absolute": test(control, stat, kind="absolute", alpha=body.alpha).as_dict(),
+                    "relative": test(control, stat, kind="relative", alpha=body.alpha).as_dict(),
+                    "bayesian": bayesian_test(
+                        control, stat, prior=prior, alpha=body.alpha
+                    ).as_dict(),
+                }
+            )
+    except (OverflowError, ZeroDivisionError) as exc:
+        raise InvalidInput(
+            f"these arm statistics are too large to analyse ({exc})",
+            hint="send sums in a smaller unit (e.g. dollars rather than cents)",
+            problems=[Problem("arms", "values overflow")],
+        ) from None
     srm = srm_check([arm.n for arm in body.arms], body.weights)
     out = {"control": body.arms[0].name, "results": results, "srm": srm.as_dict()}
     return dict(finite({**out, "method": body.method}))
@@ -253,11 +277,13 @@ def report(
     guardrail: Annotated[list[str], Query()] = [],  # noqa: B006
     method: Literal["frequentist", "sequential"] = "frequentist",
     correction: Literal["holm", "bh", "none"] = "holm",
-    cuped_days: Annotated[float | None, Query(gt=0)] = None,
+    cuped_days: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
     format: Literal["json", "png"] = "json",
 ) -> dict[str, Any] | Response:
     """Results per metric and variant with intervals, SRM status and a verdict (or a PNG)."""
     metrics = [parse_metric(spec, guardrail) for spec in metric]
+    check_guardrails(metrics, guardrail)
+    cuped_days = check_cuped_days(cuped_days)
     source = "events"
     try:
         events = events_frame(p.stores.events.scan(events=metric_events(metrics)))

@@ -16,6 +16,7 @@ without a running server:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,9 +101,11 @@ def analyze_command(
             hint="--method frequentist|sequential, --correction holm|bh|none",
             problems=[Problem("method", method), Problem("correction", correction)],
         )
-    from personify.experiments.metrics import parse_metric
+    from personify.experiments.metrics import check_cuped_days, check_guardrails, parse_metric
 
     metrics = [parse_metric(spec, set(guardrail)) for spec in metric]
+    check_guardrails(metrics, guardrail)
+    cuped = check_cuped_days(cuped_days)
     result = analyze(
         read_frame(exposures),
         read_frame(events),
@@ -113,7 +116,7 @@ def analyze_command(
         alpha=alpha,
         method=method,  # type: ignore[arg-type]  # checked above
         correction=correction,  # type: ignore[arg-type]  # checked above
-        cuped_days=cuped_days or None,
+        cuped_days=cuped,
     )
     if as_json:
         console.print_json(to_json(result))
@@ -136,6 +139,39 @@ def power_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Users per arm to detect a lift, or the power and MDE of a planned size."""
+    if not lift and not users:
+        raise InvalidInput(
+            "give --lift (sample size) or --users (power and MDE)",
+            hint="personify experiments power --baseline 0.05 --lift 0.1",
+            problems=[Problem("lift", "missing")],
+        )
+    try:
+        out = _power(baseline, lift, users, alpha, power)
+    except InvalidInput:
+        raise
+    except (OverflowError, ValueError, ZeroDivisionError) as exc:
+        raise InvalidInput(
+            f"these inputs have no finite answer ({exc})",
+            hint="use a usual alpha (e.g. 0.05), power (e.g. 0.8), a lift the baseline allows "
+            "and a realistic number of users",
+        ) from None
+    for name, value in out.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(
+                f"{name} is not finite for these inputs",
+                hint="use a larger lift or more users, or a usual alpha and power",
+                problems=[Problem(name, "no finite answer")],
+            )
+    if as_json:
+        console.print_json(orjson.dumps(out).decode())
+        return
+    grid = Table("quantity", "value", title="power calculator")
+    for key, value in out.items():
+        grid.add_row(key, f"{value:,.4g}" if isinstance(value, float) else f"{value:,}")
+    console.print(grid)
+
+
+def _power(baseline: float, lift: float, users: int, alpha: float, power: float) -> dict[str, Any]:
     from personify.experiments.stats import power as pw
 
     out: dict[str, Any] = {"baseline": baseline, "alpha": alpha}
@@ -154,19 +190,7 @@ def power_command(
         )
         if lift:
             out["power_at_users"] = pw.power_of(baseline, lift, users, alpha=alpha)
-    if not lift and not users:
-        raise InvalidInput(
-            "give --lift (sample size) or --users (power and MDE)",
-            hint="personify experiments power --baseline 0.05 --lift 0.1",
-            problems=[Problem("lift", "missing")],
-        )
-    if as_json:
-        console.print_json(orjson.dumps(out).decode())
-        return
-    grid = Table("quantity", "value", title="power calculator")
-    for key, value in out.items():
-        grid.add_row(key, f"{value:,.4g}" if isinstance(value, float) else f"{value:,}")
-    console.print(grid)
+    return out
 
 
 @app.command("srm")
@@ -326,13 +350,15 @@ def report_command(
 ) -> None:
     """Report on an experiment served from the data directory (stop the server first)."""
     from personify.definitions import open_store
-    from personify.experiments.metrics import parse_metric
+    from personify.experiments.metrics import check_cuped_days, check_guardrails, parse_metric
     from personify.experiments.report import chart, table, to_json
     from personify.experiments.serving import ExperimentService, open_experiment_stores
     from personify.experiments.sources import analyze_experiment, events_frame, metric_events
     from personify.platform import build
 
     metrics = [parse_metric(spec, set(guardrail)) for spec in metric]
+    check_guardrails(metrics, guardrail)
+    cuped = check_cuped_days(cuped_days)
     with build() as p:
         store = open_store(p.settings, p.clock)
         exposures, sticky = open_experiment_stores(p.settings)
@@ -341,9 +367,7 @@ def report_command(
         )
         try:
             events = events_frame(p.stores.events.scan(events=metric_events(metrics)))
-            result = analyze_experiment(
-                service, key, events, metrics, cuped_days=cuped_days or None
-            )
+            result = analyze_experiment(service, key, events, metrics, cuped_days=cuped)
         finally:
             service.close()
             store.close()

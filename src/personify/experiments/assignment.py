@@ -232,6 +232,9 @@ def _validate(raw: Mapping[str, Any]) -> list[Problem]:
     condition = raw.get("condition")
     if condition is not None and not isinstance(condition, Mapping):
         problems.append(Problem("condition", "must be a condition object"))
+    for name in ("seed", "hashAttribute", "fallbackAttribute"):
+        if raw.get(name) is not None and not isinstance(raw.get(name), str):
+            problems.append(Problem(name, "must be a string"))
     return problems
 
 

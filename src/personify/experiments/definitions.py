@@ -201,8 +201,17 @@ def check_experiment(key: str, body: Any) -> list[Problem]:
         problems.append(Problem("status", f"{status!r} is not a status; use one of {STATUSES}"))
     variants, found = _variants(body)
     problems += found
-    if status == "shipped" and body.get("shipped") not in {v.get("key") for v in variants}:
-        problems.append(Problem("shipped", "a shipped experiment names the variant everyone gets"))
+    keys = [v.get("key") for v in variants]
+    if status == "shipped" and body.get("shipped") not in keys:
+        shipped = body.get("shipped")
+        named = "names no variant" if shipped is None else f"{shipped!r} is not a variant"
+        problems.append(
+            Problem(
+                "shipped",
+                f"a shipped experiment names the variant everyone gets; {named}, use one of: "
+                + ", ".join(str(k) for k in keys),
+            )
+        )
     if kind == "bandit":
         if body.get("algorithm", "thompson") not in ALGORITHMS:
             problems.append(Problem("algorithm", f"use one of {ALGORITHMS}"))

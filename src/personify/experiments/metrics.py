@@ -21,6 +21,7 @@ dicts. Times are datetimes or epoch seconds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -108,6 +109,7 @@ def click_through(
     view: str | Sequence[str] = "Content Viewed",
     within_days: float = 7.0,
     where: Mapping[str, Any] | None = None,
+    guardrail: bool = False,
 ) -> Metric:
     """Clicks per view, pooled over units (a ratio metric: users are the independent units)."""
     return Metric(
@@ -115,6 +117,7 @@ def click_through(
         "ratio",
         Aggregate(_events(click), None, where, 0.0, within_days),
         Aggregate(_events(view), None, where, 0.0, within_days),
+        guardrail=guardrail,
     )
 
 
@@ -124,6 +127,7 @@ def average_order_value(
     event: str | Sequence[str] = "Order Completed",
     value: str = "revenue",
     within_days: float = 7.0,
+    guardrail: bool = False,
 ) -> Metric:
     """Revenue per order, among the orders of exposed units (a ratio metric)."""
     return Metric(
@@ -131,6 +135,7 @@ def average_order_value(
         "ratio",
         Aggregate(_events(event), value, None, 0.0, within_days),
         Aggregate(_events(event), None, None, 0.0, within_days),
+        guardrail=guardrail,
     )
 
 
@@ -278,42 +283,119 @@ def unit_values(
     )
 
 
+METRIC_FORMS: Final = (
+    "conversion:EVENT[:DAYS], revenue[:EVENT[:VALUE[:DAYS]]], ctr:CLICK:VIEW, "
+    "aov[:EVENT[:VALUE]] or retention[:FROM:TO] (DAYS > 0, 0 <= FROM < TO, in days)"
+)
+
+
+class _BadMetric(Exception):
+    """One part of a metric spec is wrong (the message says which)."""
+
+
+def _days(text: str, what: str, *, zero: bool = False) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise _BadMetric(f"{what} {text!r} is not a number of days") from None
+    if not math.isfinite(days) or days < 0 or (days == 0 and not zero):
+        raise _BadMetric(f"{what} must be a finite number of days {'>=' if zero else '>'} 0")
+    return days
+
+
+def _name(text: str, what: str) -> str:
+    if not text.strip():
+        raise _BadMetric(f"the {what} is empty")
+    return text
+
+
+def _arity(kind: str, args: Sequence[str], allowed: Collection[int]) -> None:
+    if len(args) not in allowed:
+        raise _BadMetric(
+            f"{kind} takes {' or '.join(map(str, sorted(allowed)))} part(s) after "
+            f"the name, got {len(args)}"
+        )
+
+
+def _parse(kind: str, args: list[str], guardrails: Collection[str]) -> Metric:
+    if kind == "conversion":
+        _arity(kind, args, (1, 2))
+        event = _name(args[0], "event")
+        days = _days(args[1], "DAYS") if len(args) > 1 else 7.0
+        name = f"conversion:{event}"
+        return conversion(name, event, within_days=days, guardrail=name in guardrails)
+    if kind == "revenue":
+        _arity(kind, args, (0, 1, 2, 3))
+        event = _name(args[0], "event") if args else "Order Completed"
+        value = _name(args[1], "value column") if len(args) > 1 else "revenue"
+        days = _days(args[2], "DAYS") if len(args) > 2 else 7.0
+        return revenue_per_user(
+            "revenue_per_user",
+            event=event,
+            value=value,
+            within_days=days,
+            guardrail="revenue_per_user" in guardrails,
+        )
+    if kind == "ctr":
+        _arity(kind, args, (2,))
+        click, view = _name(args[0], "click event"), _name(args[1], "view event")
+        return click_through("ctr", click=click, view=view, guardrail="ctr" in guardrails)
+    if kind == "aov":
+        _arity(kind, args, (0, 1, 2))
+        event = _name(args[0], "event") if args else "Order Completed"
+        value = _name(args[1], "value column") if len(args) > 1 else "revenue"
+        return average_order_value("aov", event=event, value=value, guardrail="aov" in guardrails)
+    if kind == "retention":
+        _arity(kind, args, (0, 2))
+        start, end = (7.0, 14.0)
+        if args:
+            start, end = _days(args[0], "FROM", zero=True), _days(args[1], "TO")
+            if start >= end:
+                raise _BadMetric(f"FROM ({start:g}) must be before TO ({end:g})")
+        return retention(
+            "retention", start_day=start, end_day=end, guardrail="retention" in guardrails
+        )
+    raise _BadMetric(f"unknown metric kind {kind!r}")
+
+
 def parse_metric(spec: str, guardrails: Collection[str] = ()) -> Metric:
     """``conversion:EVENT[:DAYS]``, ``revenue[:EVENT[:VALUE[:DAYS]]]``, ``ctr:CLICK:VIEW``,
-    ``aov[:EVENT[:VALUE]]`` or ``retention[:FROM:TO]``."""
+    ``aov[:EVENT[:VALUE]]`` or ``retention[:FROM:TO]``.
+
+    >>> parse_metric("retention:1:7").numerator.end_day
+    7.0
+    """
     kind, *args = spec.split(":")
     try:
-        if kind == "conversion" and args:
-            name = f"conversion:{args[0]}"
-            days = float(args[1]) if len(args) > 1 else 7.0
-            return conversion(name, args[0], within_days=days, guardrail=name in guardrails)
-        if kind == "revenue":
-            event = args[0] if args else "Order Completed"
-            value = args[1] if len(args) > 1 else "revenue"
-            days = float(args[2]) if len(args) > 2 else 7.0
-            return revenue_per_user(
-                "revenue_per_user",
-                event=event,
-                value=value,
-                within_days=days,
-                guardrail="revenue_per_user" in guardrails,
-            )
-        if kind == "ctr" and len(args) == 2:
-            return click_through("ctr", click=args[0], view=args[1])
-        if kind == "aov":
-            event = args[0] if args else "Order Completed"
-            value = args[1] if len(args) > 1 else "revenue"
-            return average_order_value("aov", event=event, value=value)
-        if kind == "retention":
-            start, end = (float(args[0]), float(args[1])) if len(args) == 2 else (7.0, 14.0)
-            return retention(
-                "retention", start_day=start, end_day=end, guardrail="retention" in guardrails
-            )
-    except ValueError:
-        pass
-    raise InvalidInput(
-        f"cannot read the metric {spec!r}",
-        hint="use conversion:EVENT[:DAYS], revenue[:EVENT[:VALUE[:DAYS]]], ctr:CLICK:VIEW, "
-        "aov[:EVENT[:VALUE]] or retention[:FROM:TO]",
-        problems=[Problem("metric", spec)],
-    )
+        return _parse(kind, args, guardrails)
+    except _BadMetric as exc:
+        raise InvalidInput(
+            f"cannot read the metric {spec!r}: {exc}",
+            hint=f"use {METRIC_FORMS}",
+            problems=[Problem("metric", f"{spec}: {exc}")],
+        ) from None
+
+
+def check_guardrails(metrics: Sequence[Metric], guardrails: Collection[str]) -> None:
+    """Refuse a guardrail that names none of ``metrics`` (it would be silently ignored)."""
+    names = [m.name for m in metrics]
+    unknown = [g for g in guardrails if g not in names]
+    if unknown:
+        raise InvalidInput(
+            f"guardrail {', '.join(map(repr, unknown))} names none of the metrics",
+            hint=f"a guardrail is the name of one of the metrics: {', '.join(names)}",
+            problems=[Problem("guardrail", g) for g in unknown],
+        )
+
+
+def check_cuped_days(days: float | None) -> float | None:
+    """CUPED's pre-exposure window: ``None`` or 0 is off, otherwise finite days > 0."""
+    if days is None or days == 0:
+        return None
+    if not math.isfinite(days) or days < 0:
+        raise InvalidInput(
+            f"CUPED days must be a finite number of days > 0 (0 turns CUPED off), not {days}",
+            hint="e.g. 14 uses the two weeks before each unit's exposure",
+            problems=[Problem("cuped_days", "finite, >= 0")],
+        )
+    return days

@@ -19,6 +19,7 @@ DR uses a cross-fitted reward model: each action's mean reward on the other half
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -55,14 +56,16 @@ def parse_target(spec: str, actions: list[str]) -> dict[str, float]:
                     hint="write weights:a=0.7,b=0.3",
                     problems=[Problem("target", "bad weight")],
                 ) from None
-        total = sum(weights.values())
-        if total <= 0 or any(w < 0 for w in weights.values()):
+        largest = max(weights.values())
+        if not all(math.isfinite(w) and w >= 0 for w in weights.values()) or largest <= 0:
             raise InvalidInput(
-                "weights must be non-negative and not all zero",
+                "weights must be finite, non-negative numbers and not all zero",
                 hint="write weights:a=0.7,b=0.3",
                 problems=[Problem("target", "bad weights")],
             )
-        return {a: weights.get(a, 0.0) / total for a in actions}
+        scaled = {a: w / largest for a, w in weights.items()}  # no overflow in the sum
+        total = sum(scaled.values())
+        return {a: scaled.get(a, 0.0) / total for a in actions}
     raise InvalidInput(
         f"unknown target policy {spec!r}",
         hint="use uniform, arm:<key> or weights:a=0.7,b=0.3",

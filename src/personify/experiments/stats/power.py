@@ -54,12 +54,19 @@ def users_per_arm(
 
 
 def _rates(baseline: float, lift: float) -> tuple[float, float]:
-    treated = baseline * (1 + lift)
-    if not 0 < baseline < 1 or not 0 < treated < 1:
+    if not 0 < baseline < 1:
         raise InvalidInput(
-            "the baseline rate and the lifted rate must be between 0 and 1",
+            f"the baseline rate must be between 0 and 1, not {baseline}",
             hint="baseline as a fraction (0.05 for 5%), lift as relative (0.1 for +10%)",
             problems=[Problem("baseline", "must be in (0, 1)")],
+        )
+    treated = baseline * (1 + lift) if math.isfinite(lift) else math.nan
+    if not 0 < treated < 1:
+        raise InvalidInput(
+            f"the lifted rate baseline * (1 + lift) must be between 0 and 1; with baseline "
+            f"{baseline:g} the lift must be between -1 and {1 / baseline - 1:g}, not {lift}",
+            hint="lift as relative (0.1 for +10%), baseline as a fraction (0.05 for 5%)",
+            problems=[Problem("lift", f"must be in (-1, {1 / baseline - 1:g})")],
         )
     return baseline, treated
 
@@ -93,6 +100,13 @@ def minimum_detectable_effect(
     """The smallest relative lift detectable with ``power`` given ``users`` per arm."""
     _check(alpha, power)
     upper = 1 / baseline - 1 - 1e-9
+    if power_of(baseline, 1e-9, users, alpha=alpha) >= power:
+        raise InvalidInput(
+            f"with {users:,} users per arm even a lift of 1e-9 reaches power {power}: "
+            "the minimum detectable lift is too small to compute",
+            hint="pass the users you realistically plan per arm",
+            problems=[Problem("users", "too many to compute a minimum detectable lift")],
+        )
     if power_of(baseline, upper, users, alpha=alpha) < power:
         raise InvalidInput(
             f"{users} users per arm cannot reach power {power} at this baseline",

@@ -12,6 +12,7 @@ crash), and every metric of the test is suspect. Pearson's chi-square goodness o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,7 +54,13 @@ def srm_check(
 ) -> SrmResult:
     """Chi-square test of the users per arm against ``weights`` (equal when omitted)."""
     counts = np.asarray(users, dtype=float)
-    if counts.size < 2 or (counts < 0).any() or counts.sum() <= 0:
+    if (
+        counts.ndim != 1
+        or counts.size < 2
+        or not np.isfinite(counts).all()
+        or (counts < 0).any()
+        or counts.sum() <= 0
+    ):
         raise InvalidInput(
             "an SRM check needs two or more arms with non-negative user counts",
             hint="pass the number of exposed users per arm",
@@ -62,14 +69,27 @@ def srm_check(
     shares = (
         np.full(counts.size, 1 / counts.size) if weights is None else np.asarray(weights, float)
     )
-    if shares.size != counts.size or (shares <= 0).any():
+    if shares.shape != counts.shape:
         raise InvalidInput(
-            "weights must be positive and one per arm",
+            f"give one weight per arm: {counts.size} arms, {shares.size} weights",
             hint="pass the configured traffic weights, e.g. [0.5, 0.5]",
-            problems=[Problem("weights", "one positive weight per arm")],
+            problems=[Problem("weights", "one weight per arm")],
         )
+    if not np.isfinite(shares).all() or (shares < 0).any() or shares.max() <= 0:
+        raise InvalidInput(
+            "weights must be finite, non-negative numbers with a positive sum",
+            hint="pass the configured traffic weights, e.g. [0.5, 0.5]",
+            problems=[Problem("weights", "finite, >= 0, not all zero")],
+        )
+    shares = shares / shares.max()  # no overflow when summing huge weights
     expected = shares / shares.sum() * counts.sum()
-    statistic, p_value = sps.chisquare(counts, expected)
+    served = expected > 0
+    if (counts[~served] > 0).any():  # users in an arm configured to get none
+        statistic, p_value = math.inf, 0.0
+    elif served.sum() < 2:
+        statistic, p_value = 0.0, 1.0
+    else:
+        statistic, p_value = sps.chisquare(counts[served], expected[served])
     return SrmResult(
         tuple(int(c) for c in counts),
         tuple(float(e) for e in expected),
