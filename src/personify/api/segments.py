@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Response
+from pydantic import BaseModel, ConfigDict
 
 from personify.api.deps import Engine, Marketer
-from personify.segments.service import Segments
+from personify.segments.service import MAX_SQLITE_INT, Segments
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"], dependencies=[Marketer])
 ACTOR = "api"
+MAX_INT = MAX_SQLITE_INT  # sequence numbers, offsets and versions are SQLite integers
 
 SegmentBody = Annotated[
     dict[str, Any],
@@ -54,15 +56,22 @@ def templates(p: Engine) -> dict[str, Any]:
     return {"templates": Segments(p).templates()}
 
 
+class FromTemplate(BaseModel):
+    """``key`` (save under another key) and ``params``; any other field is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = None
+    params: dict[str, Any] | None = None
+
+
 @router.post("/from-template/{name}", status_code=201)
 def from_template(
-    name: str,
-    p: Engine,
-    key: Annotated[str | None, Body(embed=True)] = None,
-    params: Annotated[dict[str, Any] | None, Body(embed=True)] = None,
+    name: str, p: Engine, body: Annotated[FromTemplate | None, Body()] = None
 ) -> dict[str, Any]:
     s = Segments(p)
-    return s.describe(s.from_template(name, ACTOR, key, params))
+    given = body or FromTemplate()
+    return s.describe(s.from_template(name, ACTOR, given.key, given.params))
 
 
 @router.post("/dry-run")
@@ -84,7 +93,7 @@ def rebuild(
 @router.get("/changes")
 def changes(
     p: Engine,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """The entered/exited stream (journeys and decisions consume it), from sequence ``after``."""
@@ -124,7 +133,7 @@ def versions(key: str, p: Engine) -> dict[str, Any]:
 
 @router.post("/{key}/rollback")
 def rollback(
-    key: str, p: Engine, version: Annotated[int, Body(embed=True, ge=1)]
+    key: str, p: Engine, version: Annotated[int, Body(embed=True, ge=1, le=MAX_INT)]
 ) -> dict[str, Any]:
     s = Segments(p)
     return s.describe(s.rollback(key, version, ACTOR))
@@ -136,7 +145,7 @@ def members(
     p: Engine,
     format: Literal["json", "csv", "parquet"] = "json",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> Any:
     """Current members (JSON pages), or all of them as a CSV or Parquet download."""
     s = Segments(p)

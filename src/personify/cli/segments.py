@@ -220,7 +220,16 @@ def from_template(
             raise InvalidInput(
                 f"--param {item!r} is not name=value", hint="e.g. --param within=48h"
             )
-        params[k] = yaml.safe_load(v)
+        try:
+            params[k] = yaml.safe_load(v)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InvalidInput(
+                f"--param {item!r}: the value is not valid YAML ({problem})",
+                hint="write name=value with a YAML value: a number (min_orders=3), "
+                "text (within=48h; quote text with YAML signs: name='\"a [b\"'), "
+                "or a list (ids=[1, 2])",
+            ) from None
     with build() as p:
         s = Segments(p)
         saved = s.from_template(name, ACTOR, key, params)

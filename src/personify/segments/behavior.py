@@ -36,7 +36,7 @@ from abc import ABC, abstractmethod
 from bisect import bisect_right, insort_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
@@ -48,6 +48,8 @@ from personify.segments.validation import describe, validate_condition
 State = dict[str, Any]
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_DURATION_DAYS = 36_500  # 100 years: longer ones overflow datetime arithmetic
+MAX_DURATION = timedelta(days=MAX_DURATION_DAYS)
 MAX_WINDOW_ENTRIES = 5000  # per profile and clause; the oldest are dropped beyond it
 TIME_OPS = ("$olderThan", "$newerThan")
 EVENT_ROOTS = ("event", "type", "name", "properties", "context", "traits")
@@ -56,14 +58,25 @@ _AT = itemgetter(0)  # a window entry's time
 
 
 def parse_duration(text: Any) -> timedelta:
-    """``"30m"``, ``"24h"``, ``"7d"``, ``"2w"`` → timedelta; ValueError with the accepted forms."""
+    """``"30m"``, ``"24h"``, ``"7d"``, ``"2w"`` → timedelta; ValueError with the accepted forms.
+
+    At most :data:`MAX_DURATION` (100 years): the engine adds durations to and subtracts them
+    from timestamps, which longer ones would push out of the range of a date.
+    """
     match = _DURATION.match(text.strip()) if isinstance(text, str) else None
-    if not match or int(match.group(1)) == 0:
+    digits = match.group(1).lstrip("0") if match else ""
+    if not match or not digits:
         raise ValueError(
             f"a duration is a positive number and a unit (s, m, h, d, w), e.g. "
             f'"30m", "24h", "7d"; got {describe(text)}'
         )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    # Many digits are over the limit whatever the unit (and int() refuses thousands of them).
+    seconds = int(digits) * _UNITS[match.group(2)] if len(digits) <= 12 else None
+    if seconds is None or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"durations run up to {MAX_DURATION_DAYS}d (100 years); got {describe(text)}"
+        )
+    return timedelta(seconds=seconds)
 
 
 _PARSED: dict[str, datetime] = {}
@@ -71,11 +84,14 @@ _PARSED_MAX = 4096
 
 
 def _ts(text: str) -> datetime:
-    """Parse an ISO timestamp, remembering recent ones: the segment engine asks for the same
-    few (a profile's ``last_seen``, a sequence's start) once per segment that reads them."""
+    """Parse an ISO timestamp (UTC when it has no zone), remembering recent ones: the segment
+    engine asks for the same few (a profile's ``last_seen``, a sequence's start) once per
+    segment that reads them."""
     moment = _PARSED.get(text)
     if moment is None:
         moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:  # a profile's "2024-05-01" (events always carry a zone)
+            moment = moment.replace(tzinfo=UTC)
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
         _PARSED[text] = moment
@@ -381,7 +397,7 @@ class RelativeTime(Clause):
             return False, None
         try:
             moment = _ts(at) + self.age
-        except ValueError:
+        except (ValueError, OverflowError):  # not a time, or a time near year 9999
             return False, None
         later = moment if moment > now else None
         return (moment <= now if self.time_op == "$olderThan" else moment > now), later
@@ -391,10 +407,10 @@ def _time_test(op: str, at: str | None, age: timedelta, now: datetime) -> bool:
     if at is None:
         return False
     try:
-        moment = _ts(at)
-    except ValueError:
+        moment = _ts(at) + age
+    except (ValueError, OverflowError):  # not a time, or a time near year 9999
         return False
-    return moment + age <= now if op == "$olderThan" else moment + age > now
+    return moment <= now if op == "$olderThan" else moment > now
 
 
 def _time_due(at: str | None, age: timedelta, now: datetime) -> datetime | None:
@@ -402,7 +418,7 @@ def _time_due(at: str | None, age: timedelta, now: datetime) -> datetime | None:
         return None
     try:
         moment = _ts(at) + age
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time, or a time near year 9999
         return None
     return moment if moment > now else None
 

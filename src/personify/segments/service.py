@@ -18,12 +18,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from personify.definitions import Definition
-from personify.errors import InvalidInput, Unavailable
+from personify.errors import Conflict, InvalidInput, Problem, Unavailable
 from personify.facade import Personify
 from personify.profiles.records import iso
 from personify.segments.behavior import parse_duration
 from personify.segments.definition import KIND, validate
 from personify.segments.templates import describe_templates, template
+
+MAX_SQLITE_INT = 2**63 - 1
+"""The largest version, offset or sequence number a store (SQLite) can hold."""
+
+
+def _bounded(name: str, value: int, low: int) -> None:
+    if not low <= value <= MAX_SQLITE_INT:
+        raise InvalidInput(
+            f"{name} must be between {low} and {MAX_SQLITE_INT}; got {value}",
+            problems=[Problem(name, f"must be between {low} and {MAX_SQLITE_INT}")],
+        )
 
 
 def _invalid(problems: list[Any]) -> InvalidInput:
@@ -76,6 +87,7 @@ class Segments:
         return gone
 
     def rollback(self, key: str, version: int, actor: str) -> Definition:
+        _bounded("version", version, 1)
         done = self.definitions.rollback(KIND, key, version, actor=actor)
         self._nudge()
         return done
@@ -127,6 +139,13 @@ class Segments:
         return dict(self._remote("segments_dry_run", checked, sample))
 
     def rebuild(self, keys: Sequence[str] | None = None) -> dict[str, int]:
+        """Rebuild the named segments, or every one when ``keys`` is None (not when empty)."""
+        if keys is not None and not keys:
+            raise InvalidInput(
+                "keys is an empty list: no segment to rebuild",
+                hint="name the segments to rebuild, or leave keys out to rebuild all of them",
+                problems=[Problem("keys", "must name at least one segment, or be left out")],
+            )
         for key in keys or ():
             self.get(key)
         if self.p.segment_engine is not None:
@@ -140,6 +159,9 @@ class Segments:
         return call(method, *args)
 
     def members(self, key: str, limit: int | None = 100, offset: int = 0) -> list[dict[str, Any]]:
+        if limit is not None:
+            _bounded("limit", limit, 0)
+        _bounded("offset", offset, 0)
         self.get(key)
         return self.store.members(key, limit, offset)
 
@@ -197,6 +219,13 @@ class Segments:
     def freeze(self, key: str, new_key: str, actor: str) -> Definition:
         """Save today's members of a segment as a static list under ``new_key``."""
         source = self.get(key)
+        if new_key in self.known_keys():
+            raise Conflict(
+                f"segment {new_key!r} exists; freezing {key!r} into it would overwrite it",
+                hint="freeze into a new key, e.g. "
+                f"{key}_{iso(self.p.clock.now())[:10].replace('-', '')}, "
+                "or delete the existing segment first",
+            )
         members = [m["profile_id"] for m in self.store.members(key, None)]
         if not members:
             raise InvalidInput(f"{key!r} has no members to freeze", hint="check its size first")

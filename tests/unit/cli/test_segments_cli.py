@@ -75,3 +75,47 @@ def test_templates_and_bad_input_say_what_to_fix(imported: None, tmp_path: Path)
     assert wrong_param.exit_code != 0 and "name=value" in wrong_param.output
     unknown = runner.invoke(app, ["segments", "show", "ghost"])
     assert unknown.exit_code != 0 and "ghost" in unknown.output
+
+
+def _flat(output: str) -> str:
+    """The output with line wrapping undone (the console wraps long messages)."""
+    return " ".join(output.split())
+
+
+def test_a_malformed_param_says_which_and_how_to_write_it(imported: None) -> None:
+    result = runner.invoke(
+        app, ["segments", "from-template", "high_value", "--param", "min_orders=[1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "min_orders=[1" in _flat(result.output) and "not valid YAML" in _flat(result.output)
+    assert "name=value" in _flat(result.output)
+
+
+def test_durations_over_100_years_are_refused(imported: None, tmp_path: Path) -> None:
+    dry = runner.invoke(
+        app,
+        [
+            "segments",
+            "dry-run",
+            "--condition",
+            '{"$event": {"name": "Order Completed", "within": "99999999999d"}}',
+        ],
+    )
+    assert dry.exit_code == 2, dry.output
+    assert "$event.within" in _flat(dry.output) and "36500d (100 years)" in _flat(dry.output)
+    seg = tmp_path / "buyers.yaml"
+    seg.write_text("key: buyers\ncondition:\n  computed.orders: {$gte: 1}\n")
+    assert runner.invoke(app, ["segments", "save", str(seg)]).exit_code == 0
+    size = runner.invoke(app, ["segments", "size", "buyers", "--every", "9999999999d"])
+    assert size.exit_code == 2, size.output
+    assert "every" in _flat(size.output) and "36500d (100 years)" in _flat(size.output)
+
+
+def test_rollback_to_a_version_beyond_sqlite_is_refused(imported: None, tmp_path: Path) -> None:
+    seg = tmp_path / "buyers.yaml"
+    seg.write_text("key: buyers\ncondition:\n  computed.orders: {$gte: 1}\n")
+    assert runner.invoke(app, ["segments", "save", str(seg)]).exit_code == 0
+    result = runner.invoke(app, ["segments", "rollback", "buyers", "99999999999999999999"])
+    assert result.exit_code == 2, result.output
+    assert "version" in _flat(result.output) and str(2**63 - 1) in _flat(result.output)
