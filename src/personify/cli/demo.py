@@ -96,9 +96,13 @@ def demo(
 
     from personify.api.app import create_app
 
+    # soft_wrap: the command stays on one line however narrow the terminal, so it copies
     console.print(
         f"serving on http://{host}:{port} — try:\n"
         f"  curl -H 'Authorization: Bearer {settings.admin_key}' "
-        f"'http://{host}:{port}/v1/profiles/lookup?user_id=user_0000005'"
+        f"'http://{host}:{port}/v1/profiles/lookup?user_id=user_0000005'",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
     )
     uvicorn.run(create_app(p), host=host, port=port, log_level="warning")
