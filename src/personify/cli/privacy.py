@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from personify.cli.common import console, friendly_errors
@@ -76,7 +77,9 @@ def export(
         console.print_json(data.decode())
         return
     out.write_bytes(data)
-    console.print(f"wrote {out} ({job['summary']['events']} events); job {job['job_id']}")
+    console.print(
+        f"wrote {out} ({job['summary']['events']} events); job {job['job_id']}", markup=False
+    )
 
 
 @app.command("erase")
@@ -152,7 +155,8 @@ def consent(
         current = p.privacy.consent.current(view)
         table = Table("purpose", "allowed", "why", title=f"consent of {pid}")
         for purpose, allowed in current.items():
-            table.add_row(purpose, "yes" if allowed else "no", p.privacy.may(purpose, view).reason)
+            reason = p.privacy.may(purpose, view).reason
+            table.add_row(escape(purpose), "yes" if allowed else "no", escape(reason))
         console.print(table)
 
 
@@ -179,7 +183,9 @@ def audit(
         return
     table = Table("id", "at", "actor", "action", "target", title="audit log")
     for r in records:
-        table.add_row(str(r["id"]), r["at"], r["actor"], r["action"], r["target"] or "")
+        # actors and targets carry what people typed (ids, key names): shown literally
+        cells = (str(r["id"]), r["at"], r["actor"], r["action"], r["target"] or "")
+        table.add_row(*(escape(str(c)) for c in cells))
     console.print(table)
 
 

@@ -140,3 +140,15 @@ def test_export_checks_the_output_path_before_running(person: Path, tmp_path: Pa
     res = runner.invoke(app, ["privacy", "export", "--user-id", "u1", "--out", str(tmp_path)])
     assert res.exit_code == 2, res.output
     assert "privacy.export" not in _audit_actions(person)
+
+
+def test_the_audit_table_prints_actors_and_targets_literally(data: Path) -> None:
+    from personify.privacy.audit import AuditLog
+
+    data.mkdir(parents=True, exist_ok=True)
+    log = AuditLog(data / "audit.sqlite")
+    log.record("key:[/oops]", "profiles.read", target="[bold]p_1[/bold]")
+    log.close()
+    listed = runner.invoke(app, ["privacy", "audit"])
+    assert listed.exit_code == 0, listed.output
+    assert "key:[/oops]" in listed.output and "[bold]p_1[/bold]" in listed.output
