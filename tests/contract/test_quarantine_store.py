@@ -39,3 +39,19 @@ def test_update_moves_an_item_to_replayed(quarantine_store: Any) -> None:
 def test_list_pages_with_limit_and_offset(quarantine_store: Any) -> None:
     quarantine_store.add([_item(i) for i in range(1, 6)])
     assert [i["reason"] for i in quarantine_store.list(limit=2, offset=2)] == ["bad 3", "bad 4"]
+
+
+def test_the_same_message_set_aside_again_is_one_item(quarantine_store: Any) -> None:
+    [first] = quarantine_store.add([_item(1)])
+    again = {**_item(1), "received_at": "2024-01-03T00:00:00.000000Z", "reason": "bad again"}
+    # a retry, or the same file imported again: same source and payload, one item, kept as is
+    assert quarantine_store.add([again, _item(2)])[0] == first
+    assert quarantine_store.count() == 2
+    assert quarantine_store.get(first)["reason"] == "bad 1"
+    # a replayed item is not set aside again by a copy of its original message
+    quarantine_store.update(first, status="replayed", replayed_at="2024-01-04T00:00:00Z")
+    assert quarantine_store.add([_item(1)]) == [first]
+    assert quarantine_store.count() == 1 and quarantine_store.count(status=None) == 2
+    # another source, or another payload, is another item
+    assert quarantine_store.add([{**_item(1), "source": "app"}])[0] != first
+    assert quarantine_store.add([{**_item(1), "payload": {"type": "track", "n": 9}}])[0] != first

@@ -11,6 +11,7 @@ results are durable, and nothing is applied twice.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -234,11 +235,27 @@ class EventStore(Protocol):
     def close(self) -> None: ...
 
 
+def quarantine_id(item: Mapping[str, Any]) -> str:
+    """The id of a quarantined item: a digest of its source and payload as stored.
+
+    The same message set aside twice (a client's retry, the same file imported again) is
+    one item: adapters keep the first and answer its id. A payload sealed under PII
+    encryption has a random nonce, so sealed items are not merged (and the id reveals
+    nothing about the plain text).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(item.get("source")).encode())
+    digest.update(b"\x00")
+    digest.update(orjson.dumps(item["payload"], option=orjson.OPT_SORT_KEYS))
+    return "q_" + digest.hexdigest()
+
+
 class QuarantineStore(Protocol):
     """Messages that failed validation inside a batch or import, kept with the reason."""
 
     def add(self, items: Sequence[dict[str, Any]]) -> list[str]:
-        """Store items (``payload``, ``reason``, ``problems``, ``source``, ``received_at``)."""
+        """Store items (``payload``, ``reason``, ``problems``, ``source``, ``received_at``);
+        their ids, :func:`quarantine_id` (an item already held is kept as it is)."""
         ...
 
     def list(

@@ -75,6 +75,9 @@ def test_reimporting_the_same_file_is_idempotent(tmp_path: Path) -> None:
     assert again.exit_code == 0
     assert re.search(r"accepted\s*│\s*0\s", again.output), again.output
     assert re.search(r"duplicates\s*│\s*2\s", again.output), again.output
+    # the unparseable line and the invalid message are each listed once, not once per import
+    listed = runner.invoke(app, ["quarantine", "list"])
+    assert "2 quarantined in all" in listed.output, listed.output
 
 
 def test_errors_are_printed_with_a_hint_not_a_traceback(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -14,6 +13,7 @@ from personify.storage.ports import (
     LogRecord,
     ProfileChanges,
     erasure_tombstone,
+    quarantine_id,
 )
 
 
@@ -273,13 +273,14 @@ class MemoryQuarantineStore:
         ids: list[str] = []
         with self._lock:
             for item in items:
-                item_id = "q_" + uuid.uuid4().hex
-                self._items[item_id] = {
-                    "id": item_id,
-                    "status": "quarantined",
-                    "replayed_at": None,
-                    **copy.deepcopy(item),
-                }
+                item_id = quarantine_id(item)
+                if item_id not in self._items:  # the same message set aside again: one item
+                    self._items[item_id] = {
+                        "id": item_id,
+                        "status": "quarantined",
+                        "replayed_at": None,
+                        **copy.deepcopy(item),
+                    }
                 ids.append(item_id)
         return ids
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from personify.storage.ports import quarantine_id
 from personify.storage.sqlite.log import connect
 
 _SCHEMA = """
@@ -47,7 +47,7 @@ class SqliteQuarantineStore:
         for item in items:
             rows.append(
                 (
-                    "q_" + uuid.uuid4().hex,
+                    quarantine_id(item),
                     item["received_at"],
                     item.get("source"),
                     "quarantined",
@@ -60,8 +60,8 @@ class SqliteQuarantineStore:
             self._con.execute("BEGIN IMMEDIATE")
             try:
                 self._con.executemany(
-                    "INSERT INTO quarantine(id, received_at, source, status, reason, problems, "
-                    "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO quarantine(id, received_at, source, status, reason, "
+                    "problems, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 self._con.execute("COMMIT")
