@@ -46,6 +46,7 @@ from personify.experiments.stats import (
     welch_ttest,
 )
 from personify.experiments.stats import power as pw
+from personify.experiments.stats.power import finite_answer
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], dependencies=[Marketer])
 _attach_lock = threading.Lock()
@@ -191,20 +192,10 @@ def power(body: PowerRequest) -> dict[str, Any]:
             hint='e.g. {"baseline": 0.05, "lift": 0.1}',
             problems=[Problem("lift", "missing")],
         )
-    try:
-        out = _power(body)
-    except (OverflowError, ValueError, ZeroDivisionError) as exc:
-        raise InvalidInput(
-            f"these inputs have no finite answer ({exc})",
-            hint="use a usual alpha (e.g. 0.05), power (e.g. 0.8) and a lift the baseline allows",
-        ) from None
-    for name, value in out.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidInput(
-                f"{name} is not finite for these inputs",
-                hint="use a larger lift or more users, or a usual alpha and power",
-                problems=[Problem(name, "no finite answer")],
-            )
+    out = finite_answer(
+        lambda: _power(body),
+        "use a usual alpha (e.g. 0.05), power (e.g. 0.8) and a lift the baseline allows",
+    )
     return out
 
 

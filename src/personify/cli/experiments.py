@@ -16,7 +16,6 @@ without a running server:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,23 +144,13 @@ def power_command(
             hint="personify experiments power --baseline 0.05 --lift 0.1",
             problems=[Problem("lift", "missing")],
         )
-    try:
-        out = _power(baseline, lift, users, alpha, power)
-    except InvalidInput:
-        raise
-    except (OverflowError, ValueError, ZeroDivisionError) as exc:
-        raise InvalidInput(
-            f"these inputs have no finite answer ({exc})",
-            hint="use a usual alpha (e.g. 0.05), power (e.g. 0.8), a lift the baseline allows "
-            "and a realistic number of users",
-        ) from None
-    for name, value in out.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidInput(
-                f"{name} is not finite for these inputs",
-                hint="use a larger lift or more users, or a usual alpha and power",
-                problems=[Problem(name, "no finite answer")],
-            )
+    from personify.experiments.stats.power import finite_answer
+
+    out = finite_answer(
+        lambda: _power(baseline, lift, users, alpha, power),
+        "use a usual alpha (e.g. 0.05), power (e.g. 0.8), a lift the baseline allows "
+        "and a realistic number of users",
+    )
     if as_json:
         console.print_json(orjson.dumps(out).decode())
         return

@@ -17,6 +17,8 @@ lift ``l``, ``delta = p l`` and the variances are ``p(1-p)`` and ``p(1+l)(1-p(1+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from scipy import optimize
 from scipy import stats as sps
@@ -118,3 +120,22 @@ def minimum_detectable_effect(
             lambda lift: power_of(baseline, lift, users, alpha=alpha) - power, 1e-9, upper
         )
     )
+
+
+def finite_answer(compute: Callable[[], Mapping[str, Any]], hint: str) -> dict[str, Any]:
+    """``compute()`` (a power calculator's answer), as a clear error instead of an
+    overflow, a domain error or an infinite figure (the API and the CLI share this)."""
+    try:
+        out = dict(compute())
+    except InvalidInput:
+        raise
+    except (OverflowError, ValueError, ZeroDivisionError) as exc:
+        raise InvalidInput(f"these inputs have no finite answer ({exc})", hint=hint) from None
+    for name, value in out.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(
+                f"{name} is not finite for these inputs",
+                hint="use a larger lift or more users, or a usual alpha and power",
+                problems=[Problem(name, "no finite answer")],
+            )
+    return out
