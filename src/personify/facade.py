@@ -433,8 +433,20 @@ class Personify:
             "profiles": self.stores.profiles.count(),
             "events": self.stores.events.count(),
             "quarantined": self.stores.quarantine.count(),
-            "processor_error": self.processor.last_error,
+            "processor_error": self.processor.last_error or self._worker_error(),
         }
+
+    def _worker_error(self) -> str | None:
+        """Under ``serve``, a batch failing inside the worker (an observer, say) leaves the
+        supervisor's error empty and the profile checkpoint moving: ask the worker."""
+        status = getattr(self.stores.events, "processing_status", None)
+        if status is None:
+            return None
+        try:
+            error = status().get("error")
+        except Unavailable as exc:
+            return exc.message
+        return None if error is None else str(error)
 
 
 def _message(user_id: str | None, anonymous_id: str | None, **fields: Any) -> dict[str, Any]:

@@ -173,6 +173,12 @@ class Processor:
     def lag(self) -> int:
         return max(self._log.head() - self.position, 0)
 
+    def status(self) -> dict[str, Any]:
+        """What the API reports about processing run elsewhere (the worker): the last step's
+        error, and the offset up to which the stores *and every observer* are current (a
+        failing observer holds this back while the profile checkpoint moves on)."""
+        return {"error": self.last_error, "position": self.position}
+
     # -- one step ---------------------------------------------------------------------------
     def step(self) -> int:
         """Process the next batch of records; return how many were processed."""

@@ -57,12 +57,21 @@ _SEGMENT_METHODS = {"segments_dry_run": "dry_run", "segments_rebuild": "rebuild"
 # (``personify.privacy.rotation``).
 _PRIVACY_METHODS = {"privacy_reload_keys": "reload_keys", "privacy_reseal": "reseal"}
 # Erasure: processing forgets the erased profiles (``Processor.forget``).
-_PROCESSING_METHODS = {"processing_forget": "forget"}
+_PROCESSING_METHODS = {"processing_forget": "forget", "processing_status": "status"}
 # Calls answered in moments, which a caller waits for at most ``CALL_TIMEOUT_S``; the others
 # work on whole stores (an erasure's delete rewrites the event file, a rebuild replays the
 # history) and take as long as the data is big, so they are waited for until done: a timed-out
 # delete would still run, and its caller would lose the message ids it returns.
-_TIMED = frozenset(("timeline", "count", "checkpoint", "processing_forget", "privacy_reload_keys"))
+_TIMED = frozenset(
+    (
+        "timeline",
+        "count",
+        "checkpoint",
+        "processing_forget",
+        "processing_status",
+        "privacy_reload_keys",
+    )
+)
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -177,6 +186,11 @@ class RemoteEventStore:
 
     def checkpoint(self) -> int:
         return int(self._call("checkpoint"))
+
+    def processing_status(self) -> dict[str, Any]:
+        """The worker's processing: its last error (``None`` once a batch succeeds) and the
+        offset every store and observer has reached (see ``Processor.status``)."""
+        return dict(self._call("processing_status"))
 
     def timeline(
         self, profile_ids: Sequence[str], limit: int = 100, before: str | None = None

@@ -202,3 +202,57 @@ def test_a_client_that_breaks_off_the_handshake_leaves_the_worker_answering(
     remote.close()
     garbage.close()
     listener.close()
+
+
+class _Processing:
+    def __init__(self) -> None:
+        self.last_error: str | None = "RuntimeError('observer failed')"
+
+    def status(self) -> dict[str, Any]:
+        return {"error": self.last_error, "position": 7}
+
+
+def test_the_api_reports_a_batch_failing_inside_the_worker(tmp_path: Path) -> None:
+    # a failing observer leaves the supervisor's error empty and the profile checkpoint
+    # moving; /v1/stats must still say that processing fails
+    listener = Listener(str(socket_path(tmp_path)), "AF_UNIX")
+    processing = _Processing()
+    threading.Thread(
+        target=_serve_reads,
+        args=(listener, KEY, _Events()),
+        kwargs={"processing": processing},
+        daemon=True,
+    ).start()
+    remote = RemoteEventStore(tmp_path, KEY)
+    try:
+        assert remote.processing_status() == {"error": processing.last_error, "position": 7}
+        p = memory_engine()[0]
+        p.stores.events = remote  # as the API process of `serve` has it
+        p.stores.events.count = lambda: 0  # type: ignore[method-assign]
+        assert p.stats()["processor_error"] == "RuntimeError('observer failed')"
+        processing.last_error = None  # the next batch succeeded
+        assert p.stats()["processor_error"] is None
+    finally:
+        remote.close()
+        listener.close()
+
+
+def test_processing_status_holds_back_for_a_failing_observer() -> None:
+    p = memory_engine()[0]
+
+    class Failing:
+        name = "failing"
+
+        def checkpoint(self) -> int:
+            return 0
+
+        def observe(self, events: Any, profiles: Any, checkpoint: int) -> None:
+            raise RuntimeError("observer failed")
+
+    p.processor.add_observer(Failing())
+    p.track(user_id="u1", event="A")
+    with pytest.raises(RuntimeError):
+        p.processor.step()
+    status = p.processor.status()
+    assert status["position"] == 0  # the profile store moved on; the observer did not
+    assert p.stores.profiles.checkpoint() == 1
