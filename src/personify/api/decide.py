@@ -18,7 +18,6 @@ from personify.api.deps import (
     error_response,
     route_path,
 )
-from personify.decide.log import since_iso
 from personify.decide.request import parse_request
 from personify.decide.service import Decider
 from personify.errors import (
@@ -32,6 +31,7 @@ from personify.errors import (
 )
 from personify.experiments.serving import attach
 from personify.facade import Personify
+from personify.profiles.records import instant
 
 MAX_BODY = 65_536
 DECIDE_PATH = "/v1/decide"
@@ -212,4 +212,4 @@ def report(
     since: Annotated[str | None, Query(description="ISO timestamp; decisions at or after")] = None,
 ) -> dict[str, Any]:
     """Per content: impressions (served decisions), views, clicks, conversions, revenue."""
-    return {"content": d.report(placement, None if since is None else since_iso(since))}
+    return {"content": d.report(placement, None if since is None else instant("since", since))}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -11,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from personify.api.deps import Analyst, Engine, authorize, error_response, route_path
-from personify.errors import InvalidInput, PersonifyError, Problem
+from personify.errors import PersonifyError
 from personify.facade import LOOKUP_KINDS, Personify
-from personify.profiles.records import iso
+from personify.profiles.records import instant
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -105,20 +104,6 @@ async def timeline(
 ) -> dict[str, Any]:
     """The profile's events, newest first (``before`` pages back by timestamp)."""
     if before is not None:
-        before = _instant("before", before)
+        before = instant("before", before)
     events = await run_in_threadpool(p.timeline, profile_id, limit, before)
     return {"profile_id": profile_id, "events": events}
-
-
-def _instant(name: str, text: str) -> str:
-    """A query parameter as uniform ISO text (UTC when no offset is given), or a 400."""
-    try:
-        moment = datetime.fromisoformat(text)
-        return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-    except (ValueError, OverflowError):  # (overflow: an offset moves year 1 before year 1)
-        raise InvalidInput(
-            f"{name} {text!r} is not an ISO-8601 timestamp",
-            hint=f"e.g. {name}=2026-11-24T10:00:00Z, or with an offset 2026-11-24T10:00:00+01:00 "
-            "(write + as %2B in a URL)",
-            problems=[Problem(name, "must be an ISO-8601 timestamp such as 2026-11-24T10:00:00Z")],
-        ) from None

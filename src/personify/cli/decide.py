@@ -106,10 +106,10 @@ def report(
 ) -> None:
     """Per content: impressions, views, clicks, conversions and revenue."""
     from personify.config import Settings
-    from personify.decide.log import since_iso
     from personify.decide.service import open_decision_log
+    from personify.profiles.records import instant
 
-    start = None if since is None else since_iso(since)  # checked before any file is opened
+    start = None if since is None else instant("since", since)  # checked before any file is opened
     log = open_decision_log(Settings())
     try:
         rows = log.report(placement, start)

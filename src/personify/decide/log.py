@@ -18,15 +18,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
-from personify.errors import InvalidInput, Problem
-from personify.profiles.records import iso
 from personify.storage.sqlite.log import connect
 
 VIEWED: Final = "Content Viewed"
@@ -414,19 +411,3 @@ class DecisionLog:
         if self._poll_con is not self._con:
             with self._poll_lock:
                 self._poll_con.close()
-
-
-def since_iso(since: str) -> str:
-    """A report's ``since`` as the stored form (UTC, microseconds, ``Z``): decision times are
-    compared as text, so an offset must be converted, not compared as written."""
-    try:
-        moment = datetime.fromisoformat(since)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return iso(moment)
-    except (ValueError, OverflowError):  # not a timestamp, or no UTC date (year 1 at +01:00)
-        raise InvalidInput(
-            f"since {since!r} is not an ISO timestamp with a UTC date",
-            hint="e.g. since=2026-11-01T00:00:00Z",
-            problems=[Problem("since", "not an ISO-8601 timestamp")],
-        ) from None

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from personify.errors import InvalidInput, Problem
+
 IDENTITY_KINDS = ("user_id", "email", "phone", "anonymous_id")
 EVENT_COLUMNS = (
     "message_id",
@@ -60,6 +62,21 @@ def iso(ts: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def instant(name: str, text: str) -> str:
+    """A timestamp given as a parameter (``name``), as stored text: UTC when no offset is
+    given, converted when one is (stored times compare as text), or a 400 naming it."""
+    try:
+        moment = datetime.fromisoformat(text)
+        return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):  # (overflow: an offset moves year 1 before year 1)
+        raise InvalidInput(
+            f"{name} {text!r} is not an ISO-8601 timestamp",
+            hint=f"e.g. {name}=2026-11-24T10:00:00Z, or with an offset 2026-11-24T10:00:00+01:00 "
+            "(write + as %2B in a URL)",
+            problems=[Problem(name, "must be an ISO-8601 timestamp such as 2026-11-24T10:00:00Z")],
+        ) from None
 
 
 def new_profile(profile_id: str, at: str) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def test_the_report_reads_since_as_an_instant_and_refuses_garbage() -> None:
     assert [row["impressions"] for row in orjson.loads(report.output)] == [1]
     for bad in ("garbage", "0001-01-01T00:00:00+01:00"):
         refused = runner.invoke(app, ["decide", "report", "--since", bad])
-        assert refused.exit_code == 2 and "not an ISO timestamp" in refused.output
+        assert refused.exit_code == 2 and "is not an ISO-8601 timestamp" in refused.output
 
 
 @pytest.mark.parametrize(
